@@ -1,0 +1,131 @@
+#include "autograd/engine.h"
+
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/grad_mode.h"
+#include "ops/binary.h"
+#include "ops/reduce.h"
+#include "tensor/factory.h"
+
+namespace mila::autograd {
+namespace {
+
+thread_local bool grad_enabled = true;
+
+// Nodes reachable from `root`, each after every node that consumes it (reverse post-order of
+// a depth-first walk). Iterative, so deep graphs (ResNet-101 unrolled over a clip) cannot
+// overflow the stack.
+std::vector<Node*> topological_order(Node* root) {
+  std::vector<Node*> post;
+  std::unordered_set<Node*> seen{root};
+  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  while (!stack.empty()) {
+    auto& [node, next_input] = stack.back();
+    if (next_input < node->inputs.size()) {
+      Node* child = node->inputs[next_input++].node.get();
+      if (child && seen.insert(child).second) stack.push_back({child, 0});
+    } else {
+      post.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {post.rbegin(), post.rend()};
+}
+
+void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
+  // The first gradient is copied, so .grad never aliases a tensor the user or another node
+  // holds (identity backwards pass dout straight through).
+  Tensor grad(leaf.grad);
+  leaf.grad = grad.defined() ? add(grad, g).impl_ptr() : g.clone().impl_ptr();
+}
+
+void check_gradient(const Node& node, size_t i, const Tensor& g) {
+  const Edge& e = node.inputs[i];
+  if (g.dtype() != e.dtype || g.device() != e.device)
+    throw std::logic_error("backward of " + node.name + ": gradient " + std::to_string(i) + " has dtype " +
+                           dtype_name(g.dtype()) + " on " + g.device().str() + ", the input has " +
+                           dtype_name(e.dtype) + " on " + e.device.str());
+}
+
+}  // namespace
+
+bool is_grad_enabled() { return grad_enabled; }
+void set_grad_enabled(bool on) { grad_enabled = on; }
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  const Shape& gs = grad.shape();
+  if (gs.size() < shape.size())
+    throw std::logic_error("sum_to: gradient of shape " + shape_str(gs) + " cannot be reduced to " + shape_str(shape));
+  const size_t lead = gs.size() - shape.size();
+  Shape dims;
+  for (size_t i = 0; i < gs.size(); ++i)
+    if (i < lead || (shape[i - lead] == 1 && gs[i] != 1)) dims.push_back(int64_t(i));
+  Tensor r = dims.empty() ? grad : sum(grad, dims, /*keepdim=*/true);
+  return r.reshape(shape);
+}
+
+void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+  if (!root.requires_grad())
+    throw std::logic_error("backward: the tensor (shape " + shape_str(root.shape()) +
+                           ") does not require grad and has no grad_fn");
+  Tensor dout = gradient;
+  if (!dout.defined()) {
+    if (root.numel() != 1)
+      throw std::invalid_argument("backward: a gradient must be given for a non-scalar root of shape " +
+                                  shape_str(root.shape()));
+    dout = ones_like(root);
+  } else if (dout.shape() != root.shape()) {
+    throw std::invalid_argument("backward: gradient shape " + shape_str(dout.shape()) + " differs from root shape " +
+                                shape_str(root.shape()));
+  }
+
+  NoGradGuard no_grad;
+  if (root.is_leaf()) {
+    accumulate_into_leaf(*root.impl(), dout);
+    return;
+  }
+
+  std::unordered_map<Node*, Tensor> pending;  // summed gradient arriving at each node's output
+  pending[root.grad_fn().get()] = dout;
+  for (Node* node : topological_order(root.grad_fn().get())) {
+    auto it = pending.find(node);
+    if (it == pending.end()) continue;  // nothing flowed here (every consumer's gradient was empty)
+    Tensor g_out = std::move(it->second);
+    pending.erase(it);
+    if (!node->backward)
+      throw std::logic_error("backward: trying to go through the graph a second time at node '" + node->name +
+                             "' (its saved tensors were freed; pass retain_graph=true to the first backward)");
+    std::vector<bool> needs(node->inputs.size());
+    for (size_t i = 0; i < needs.size(); ++i) needs[i] = node->inputs[i].wants_grad();
+
+    GradList grads = node->backward(g_out, needs);
+    if (!retain_graph) node->backward = nullptr;
+    if (grads.size() != node->inputs.size())
+      throw std::logic_error("backward of " + node->name + " returned " + std::to_string(grads.size()) +
+                             " gradients for " + std::to_string(node->inputs.size()) + " inputs");
+
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Edge& e = node->inputs[i];
+      if (!grads[i].defined() || !needs[i]) continue;
+      Tensor g = sum_to(grads[i], e.shape);
+      check_gradient(*node, i, g);
+      if (e.node) {
+        Tensor& slot = pending[e.node.get()];
+        slot = slot.defined() ? add(slot, g) : g;
+      } else if (auto leaf = e.leaf.lock()) {
+        accumulate_into_leaf(*leaf, g);
+      }
+    }
+  }
+}
+
+}  // namespace mila::autograd
+
+namespace mila {
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  autograd::backward(*this, gradient, retain_graph);
+}
+}  // namespace mila

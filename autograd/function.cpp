@@ -1,0 +1,51 @@
+#include "autograd/function.h"
+
+#include "ops/binary.h"
+
+namespace mila::autograd {
+
+bool any_requires_grad(const std::vector<Tensor>& inputs) {
+  if (!is_grad_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+bool any_requires_grad(std::initializer_list<Tensor> inputs) { return any_requires_grad(std::vector<Tensor>(inputs)); }
+
+Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward) {
+  if (!any_requires_grad(inputs)) return out;
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->backward = std::move(backward);
+  node->inputs.reserve(inputs.size());
+  for (const Tensor& t : inputs) {
+    Edge e;
+    if (t.defined()) {
+      e.shape = t.shape();
+      e.dtype = t.dtype();
+      e.device = t.device();
+      if (t.requires_grad()) {
+        if (t.is_leaf())
+          e.leaf = t.impl_ptr();
+        else
+          e.node = t.grad_fn();
+      }
+    }
+    node->inputs.push_back(std::move(e));
+  }
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+  return out;
+}
+
+}  // namespace mila::autograd
+
+namespace mila {
+
+Tensor gradient_reversal(const Tensor& x, double beta) {
+  using namespace autograd;
+  return record("gradient_reversal", x.detach(), {x},
+                [beta](const Tensor& dout, const std::vector<bool>&) -> GradList { return {mul(dout, -beta)}; });
+}
+
+}  // namespace mila

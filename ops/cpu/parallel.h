@@ -1,0 +1,53 @@
+// parallel.h - the CPU threading primitive: OpenMP over fixed chunks.
+//
+// Why chunks fixed by `grain` rather than by the thread count: an op that combines partial
+// results per chunk (a full sum) then gives the same bits with 1 or 2 threads.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace mila::cpu {
+
+inline int num_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+inline void set_num_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(std::max(1, n));
+#else
+  (void)n;
+#endif
+}
+
+// Calls f(begin, end) over [0, n) in chunks of at least `grain` items, in parallel when
+// there is more than one chunk. Serial inside an already-parallel region.
+template <typename F>
+void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t threads = num_threads();
+  const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  if (chunks <= 1) {
+    f(int64_t(0), n);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(int(chunks))
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = n * c / chunks, end = n * (c + 1) / chunks;
+    f(begin, end);
+  }
+}
+
+// Elements of work below which an elementwise op stays on one thread.
+inline constexpr int64_t kElementwiseGrain = 32768;
+
+}  // namespace mila::cpu

@@ -1,0 +1,9 @@
+// CPU kernel of where (ops/where.h).
+#pragma once
+
+#include "tensor/tensor.h"
+
+namespace mila::cpu {
+// out = cond ? a : b; cond uint8; out contiguous with the broadcast shape and a's dtype.
+void where_forward(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
+}

@@ -1,0 +1,109 @@
+#include "tensor/factory.h"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace mila {
+
+Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+
+namespace {
+
+// Factories build on the host, then move to the requested device: simple, and the cost is
+// irrelevant next to the work done with the tensor.
+Tensor finish(Tensor host, const TensorOptions& opt) {
+  Tensor t = opt.device.is_cpu() ? host : host.to(opt.device);
+  if (opt.requires_grad) t.requires_grad_(true);
+  return t;
+}
+
+template <typename F>
+Tensor fill_host(const Shape& shape, DType dtype, F value_of_index) {
+  Tensor t = Tensor::allocate(shape, dtype, Device::cpu());
+  dispatch_all(dtype, [&]<typename T>() {
+    T* p = t.data<T>();
+    const int64_t n = t.numel();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(value_of_index(i));
+  });
+  return t;
+}
+
+}  // namespace
+
+Tensor empty(const Shape& shape, TensorOptions opt) {
+  Tensor t = Tensor::allocate(shape, opt.dtype, opt.device);
+  if (opt.requires_grad) t.requires_grad_(true);
+  return t;
+}
+
+Tensor full(const Shape& shape, double value, TensorOptions opt) {
+  return finish(fill_host(shape, opt.dtype, [=](int64_t) { return value; }), opt);
+}
+Tensor zeros(const Shape& shape, TensorOptions opt) { return full(shape, 0.0, opt); }
+Tensor ones(const Shape& shape, TensorOptions opt) { return full(shape, 1.0, opt); }
+Tensor scalar_tensor(double value, TensorOptions opt) { return full({}, value, opt); }
+
+Tensor arange(double start, double end, double step, TensorOptions opt) {
+  if (step == 0 || !std::isfinite(start) || !std::isfinite(end))
+    throw std::invalid_argument("arange: step must be non-zero and bounds finite");
+  const double count = std::ceil((end - start) / step);
+  const int64_t n = count > 0 ? int64_t(count) : 0;
+  return finish(fill_host({n}, opt.dtype, [=](int64_t i) { return start + double(i) * step; }), opt);
+}
+
+Tensor rand(const Shape& shape, TensorOptions opt, Generator* gen) {
+  if (!is_floating(opt.dtype)) throw std::invalid_argument("rand: dtype must be floating");
+  Generator& g = gen ? *gen : default_generator();
+  const uint64_t first = g.advance(uint64_t(numel_of(shape)));
+  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return g.uniform(first + uint64_t(i)); }), opt);
+}
+
+Tensor randn(const Shape& shape, TensorOptions opt, Generator* gen) {
+  if (!is_floating(opt.dtype)) throw std::invalid_argument("randn: dtype must be floating");
+  Generator& g = gen ? *gen : default_generator();
+  const int64_t n = numel_of(shape);
+  // Box-Muller: draws 2j and 2j+1 give normals 2j and 2j+1.
+  const uint64_t first = g.advance(uint64_t(n + (n & 1)));
+  return finish(fill_host(shape, opt.dtype,
+                          [&](int64_t i) {
+                            const uint64_t pair = first + uint64_t(i & ~int64_t(1));
+                            const double u1 = 1.0 - g.uniform(pair);  // in (0, 1]: log is finite
+                            const double u2 = g.uniform(pair + 1);
+                            const double r = std::sqrt(-2.0 * std::log(u1));
+                            const double a = 2.0 * M_PI * u2;
+                            return (i & 1) ? r * std::sin(a) : r * std::cos(a);
+                          }),
+                opt);
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opt, Generator* gen) {
+  if (high <= low) throw std::invalid_argument("randint: need low < high");
+  Generator& g = gen ? *gen : default_generator();
+  const uint64_t first = g.advance(uint64_t(numel_of(shape)));
+  const uint64_t range = uint64_t(high - low);
+  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return double(low + int64_t(g.bits(first + i) % range)); }),
+                opt);
+}
+
+template <typename T>
+Tensor from_blob(const T* data, const Shape& shape, TensorOptions opt) {
+  Tensor host = Tensor::allocate(shape, dtype_of<T>(), Device::cpu());
+  if (host.numel()) std::memcpy(host.raw_data(), data, host.nbytes());
+  if (opt.dtype != dtype_of<T>()) host = host.to(opt.dtype);
+  return finish(host, opt);
+}
+template Tensor from_blob<float>(const float*, const Shape&, TensorOptions);
+template Tensor from_blob<double>(const double*, const Shape&, TensorOptions);
+template Tensor from_blob<int64_t>(const int64_t*, const Shape&, TensorOptions);
+template Tensor from_blob<uint8_t>(const uint8_t*, const Shape&, TensorOptions);
+
+Tensor empty_like(const Tensor& t) { return empty(t.shape(), {t.dtype(), t.device()}); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), {t.dtype(), t.device()}); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), {t.dtype(), t.device()}); }
+Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, {t.dtype(), t.device()}); }
+
+}  // namespace mila
