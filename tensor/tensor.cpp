@@ -69,6 +69,4 @@ Tensor& Tensor::requires_grad_(bool on) {
 
 Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
 
-std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
-
 }  // namespace mila
