@@ -30,13 +30,13 @@
 #define TUNE_KC 256
 #endif
 #ifndef TUNE_MC
-#define TUNE_MC 336
+#define TUNE_MC 1008
 #endif
 #ifndef TUNE_NC
-#define TUNE_NC 4096
+#define TUNE_NC 512
 #endif
-#ifndef TUNE_ORDER
-#define TUNE_ORDER 0
+#ifndef TUNE_PFC
+#define TUNE_PFC 1
 #endif
 
 namespace mila::cpu {
@@ -57,14 +57,13 @@ constexpr int kNV = 2;
 constexpr int kNR = kNV * kVec;
 
 constexpr int64_t kKC = TUNE_KC;
-constexpr int64_t kMC = TUNE_MC;
-constexpr int64_t kNC = TUNE_NC;
+constexpr int64_t kMC = (TUNE_MC / kMR) * kMR;
+constexpr int64_t kNC = (TUNE_NC / kNR) * kNR;
 
-constexpr int64_t kSmallFlops = int64_t(32) * 32 * 32;
-constexpr int64_t kFlopsPerThread = int64_t(64) * 64 * 64;
+constexpr double kSmallMacs = 32.0 * 32 * 32;
+constexpr double kMacsPerThread = 64.0 * 64 * 64;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // ---------------------------------------------------------------------------------
 // Workspace
@@ -73,21 +72,23 @@ struct AlignedFree {
     void operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
 };
 
-float* workspace(std::size_t floats) {
-    thread_local std::unique_ptr<float[], AlignedFree> buffer;
-    thread_local std::size_t capacity = 0;
-    if (floats > capacity) {
-        buffer.reset();
-        buffer.reset(static_cast<float*>(::operator new[](floats * sizeof(float), std::align_val_t(64))));
-        capacity = floats;
+struct Workspace {
+    std::unique_ptr<float[], AlignedFree> buffer;
+    std::size_t capacity = 0;
+    float* get(std::size_t floats) {
+        if (floats > capacity) {
+            buffer.reset();
+            buffer.reset(static_cast<float*>(::operator new[](floats * sizeof(float), std::align_val_t(64))));
+            capacity = floats;
+        }
+        return buffer.get();
     }
-    return buffer.get();
-}
+};
 
 // ---------------------------------------------------------------------------------
 // Packing
 // ---------------------------------------------------------------------------------
-// dst[p * kMR + i] = A(i, p), i < rows; zero for rows <= i < kMR.
+// A micro-panel: dst[p * kMR + i] = A(i, p) for i < rows; zero for rows <= i < kMR.
 void pack_a_panel(const float* src, int64_t a_rs, int64_t a_cs, int64_t rows, int64_t kc, float* dst) {
     if (a_cs == 1) {
         for (int64_t i = 0; i < rows; ++i) {
@@ -103,7 +104,7 @@ void pack_a_panel(const float* src, int64_t a_rs, int64_t a_cs, int64_t rows, in
             for (int64_t i = rows; i < kMR; ++i) dst[p * kMR + i] = 0.f;
 }
 
-// dst[p * kNR + j] = B(p, j), j < cols; zero for cols <= j < kNR.
+// B micro-panel: dst[p * kNR + j] = B(p, j) for j < cols; zero for cols <= j < kNR.
 void pack_b_panel(const float* src, int64_t b_rs, int64_t b_cs, int64_t cols, int64_t kc, float* dst) {
     if (b_cs == 1) {
         for (int64_t p = 0; p < kc; ++p) {
@@ -144,6 +145,13 @@ void micro_kernel(const TileArgs& t) {
     for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+
+#if TUNE_PFC
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + i * t.c_rs + v * kVec), _MM_HINT_T0);
+#endif
 
     const float* a = t.a;
     const float* b = t.b;
@@ -247,139 +255,105 @@ void gemm_small(const GemmParams& p) {
 // Thread grid
 // ---------------------------------------------------------------------------------
 struct Grid {
-    int ic_ways, jr_ways;
+    int gm, gn;
 };
 
 Grid choose_grid(int team, int64_t m, int64_t n) {
     const int64_t mp = ceil_div(m, kMR);
-    const int64_t np = ceil_div(std::min(n, kNC), kNR);
+    const int64_t np = ceil_div(n, kNR);
     Grid best{1, team};
-    double best_eff = -1.0;
-    for (int d = 1; d <= team; ++d) {
-        if (team % d != 0) continue;
-        const int jr = team / d;
-        const double eff_m = double(mp) / double(d * ceil_div(mp, d));
-        const double eff_n = double(np) / double(jr * ceil_div(np, jr));
-        const double eff = eff_m * eff_n;
-        if (eff >= best_eff - 1e-9) {
-            best_eff = eff;
-            best = Grid{d, jr};
+    double best_cost = 1e300;
+    for (int gm = 1; gm <= team; ++gm) {
+        if (team % gm != 0) continue;
+        const int gn = team / gm;
+        const double rows = double(ceil_div(mp, gm) * kMR);
+        const double cols = double(ceil_div(np, gn) * kNR);
+        const double ic_blocks = double(ceil_div(int64_t(rows), kMC));
+        const double cost = rows * cols / 16.0 + rows * 1.0 + cols * 0.25 * ic_blocks;
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = Grid{gm, gn};
         }
     }
     return best;
 }
 
+// One thread's share: rows [r0, r1) and columns [c0, c1) of C, as a serial packed GEMM.
+void gemm_block(const GemmParams& p, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int64_t kc_len) {
+    thread_local Workspace ws_a, ws_b;
+    if (r0 >= r1 || c0 >= c1) return;
+    const int64_t k = p.k;
+    float* const a_pack = ws_a.get(std::size_t(kMC * kc_len));
+    float* const b_pack = ws_b.get(std::size_t(kNC * kc_len));
+
+    for (int64_t ic = r0; ic < r1; ic += kMC) {
+        const int64_t mc = std::min(kMC, r1 - ic);
+        const int64_t m_panels = ceil_div(mc, kMR);
+        for (int64_t pc = 0; pc < k; pc += kc_len) {
+            const int64_t kc = std::min(kc_len, k - pc);
+            const bool first_k = (pc == 0);
+            for (int64_t ip = 0; ip < m_panels; ++ip) {
+                const int64_t i = ip * kMR;
+#ifdef TUNE_NOPACKA
+                if (pc > 0 || ic > r0) break;
+#endif
+                pack_a_panel(p.a + (ic + i) * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs,
+                             std::min<int64_t>(kMR, mc - i), kc, a_pack + ip * kc * kMR);
+            }
+            TileArgs t;
+            t.kc = kc;
+            t.c_rs = p.c_rs;
+            t.alpha = p.alpha;
+            t.beta = first_k ? p.beta : 1.f;
+            t.overwrite = first_k && p.beta == 0.f;
+
+            for (int64_t jc = c0; jc < c1; jc += kNC) {
+                const int64_t nc = std::min(kNC, c1 - jc);
+                const int64_t n_panels = ceil_div(nc, kNR);
+                for (int64_t jp = 0; jp < n_panels; ++jp) {
+                    const int64_t j = jp * kNR;
+#ifdef TUNE_NOPACKB
+                    if (jc > c0 || pc > 0) break;
+#endif
+                    pack_b_panel(p.b + pc * p.b_rs + (jc + j) * p.b_cs, p.b_rs, p.b_cs,
+                                 std::min<int64_t>(kNR, nc - j), kc, b_pack + jp * kc * kNR);
+                }
+                for (int64_t ip = 0; ip < m_panels; ++ip) {
+                    const int64_t i = ip * kMR;
+                    const int rows = int(std::min<int64_t>(kMR, mc - i));
+                    t.a = a_pack + ip * kc * kMR;
+                    for (int64_t jp = 0; jp < n_panels; ++jp) {
+                        const int64_t j = jp * kNR;
+                        const int cols = int(std::min<int64_t>(kNR, nc - j));
+                        t.cols = cols;
+                        t.b = b_pack + jp * kc * kNR;
+                        t.c = p.c + (ic + i) * p.c_rs + jc + j;
+                        kKernels[ceil_div(cols, kVec) - 1][rows - 1](t);
+                    }
+                }
+            }
+        }
+    }
+}
+
 void gemm_packed(const GemmParams& p) {
     const int64_t m = p.m, n = p.n, k = p.k;
-
-    const int64_t kc_count = ceil_div(k, kKC);
-    const int64_t kc_max = ceil_div(k, kc_count);
-    const int64_t nc_max = std::min(round_up(n, kNR), kNC);
-
-    const int64_t flops = m * n * k;
-    const int nt = int(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), flops / kFlopsPerThread)));
-
-    // A block per thread at most: rows rounded to kMR, <= kMC rounded.
-    const int64_t mc_cap = round_up(std::min(kMC, round_up(m, kMR)), kMR);
-    const std::size_t b_floats = std::size_t(kc_max * nc_max);
-    const std::size_t a_floats = std::size_t(kc_max * mc_cap);
-    float* ws = workspace(b_floats + std::size_t(nt) * a_floats);
-    float* const b_pack = ws;
+    const int64_t kc_len = ceil_div(k, ceil_div(k, kKC));
+    const double macs = double(m) * double(n) * double(k);
+    const int nt = int(std::max(1.0, std::min(double(omp_get_max_threads()), macs / kMacsPerThread)));
 
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int team = omp_get_num_threads();
         const int tid = omp_get_thread_num();
         const Grid grid = choose_grid(team, m, n);
-        const int g = tid / grid.jr_ways;
-        const int r = tid % grid.jr_ways;
-        float* const a_pack = ws + b_floats + std::size_t(g) * a_floats;
-
-        // Rows of C owned by my ic group, split in whole micro-panels.
-        const int64_t mp = ceil_div(m, kMR);
-        const int64_t row0 = std::min(m, (mp * g / grid.ic_ways) * kMR);
-        const int64_t row1 = std::min(m, (mp * (g + 1) / grid.ic_ways) * kMR);
-        const int64_t rows_max = ceil_div(mp, grid.ic_ways) * kMR;
-        const int64_t mc_steps = ceil_div(rows_max, kMC);
-        const int64_t mc = round_up(ceil_div(rows_max, mc_steps), kMR);
-
-        for (int64_t jc = 0; jc < n; jc += kNC) {
-            const int64_t nc = std::min(kNC, n - jc);
-            const int64_t n_panels = ceil_div(nc, kNR);
-            const int64_t jp0 = n_panels * r / grid.jr_ways;
-            const int64_t jp1 = n_panels * (r + 1) / grid.jr_ways;
-
-            for (int64_t kb = 0; kb < kc_count; ++kb) {
-                const int64_t pc = kb * kc_max;
-                const int64_t kc = std::min(kc_max, k - pc);
-                const bool first_k = (kb == 0);
-
-                // Pack B[pc:pc+kc, jc:jc+nc], all threads share the work.
-                for (int64_t jp = tid; jp < n_panels; jp += team) {
-                    const int64_t j = jp * kNR;
-                    pack_b_panel(p.b + pc * p.b_rs + (jc + j) * p.b_cs, p.b_rs, p.b_cs,
-                                 std::min<int64_t>(kNR, nc - j), kc, b_pack + jp * kc * kNR);
-                }
-#pragma omp barrier
-
-                for (int64_t s = 0; s < mc_steps; ++s) {
-                    const int64_t ic = row0 + s * mc;
-                    const int64_t mcur = std::max<int64_t>(0, std::min(mc, row1 - ic));
-                    const int64_t m_panels = ceil_div(mcur, kMR);
-
-                    for (int64_t ip = r; ip < m_panels; ip += grid.jr_ways) {
-                        const int64_t i = ip * kMR;
-                        pack_a_panel(p.a + (ic + i) * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs,
-                                     std::min<int64_t>(kMR, mcur - i), kc, a_pack + ip * kc * kMR);
-                    }
-                    if (grid.jr_ways > 1) {
-#pragma omp barrier
-                    }
-
-                    TileArgs t;
-                    t.kc = kc;
-                    t.c_rs = p.c_rs;
-                    t.alpha = p.alpha;
-                    t.beta = first_k ? p.beta : 1.f;
-                    t.overwrite = first_k && p.beta == 0.f;
-#if TUNE_ORDER == 0
-                    for (int64_t jp = jp0; jp < jp1; ++jp) {
-                        const int64_t j = jp * kNR;
-                        const int cols = int(std::min<int64_t>(kNR, nc - j));
-                        t.cols = cols;
-                        t.b = b_pack + jp * kc * kNR;
-                        const int nv = int(ceil_div(cols, kVec));
-                        for (int64_t ip = 0; ip < m_panels; ++ip) {
-                            const int64_t i = ip * kMR;
-                            const int rows = int(std::min<int64_t>(kMR, mcur - i));
-                            t.a = a_pack + ip * kc * kMR;
-                            t.c = p.c + (ic + i) * p.c_rs + jc + j;
-                            kKernels[nv - 1][rows - 1](t);
-                        }
-                    }
-#else
-                    for (int64_t ip = 0; ip < m_panels; ++ip) {
-                        const int64_t i = ip * kMR;
-                        const int rows = int(std::min<int64_t>(kMR, mcur - i));
-                        t.a = a_pack + ip * kc * kMR;
-                        for (int64_t jp = jp0; jp < jp1; ++jp) {
-                            const int64_t j = jp * kNR;
-                            const int cols = int(std::min<int64_t>(kNR, nc - j));
-                            t.cols = cols;
-                            t.b = b_pack + jp * kc * kNR;
-                            const int nv = int(ceil_div(cols, kVec));
-                            t.c = p.c + (ic + i) * p.c_rs + jc + j;
-                            kKernels[nv - 1][rows - 1](t);
-                        }
-                    }
-#endif
-                    if (grid.jr_ways > 1) {
-#pragma omp barrier
-                    }
-                }
-#pragma omp barrier
-            }
-        }
+        const int tm = tid / grid.gn, tn = tid % grid.gn;
+        const int64_t mp = ceil_div(m, kMR), np = ceil_div(n, kNR);
+        const int64_t r0 = std::min(m, mp * tm / grid.gm * kMR);
+        const int64_t r1 = std::min(m, mp * (tm + 1) / grid.gm * kMR);
+        const int64_t c0 = std::min(n, np * tn / grid.gn * kNR);
+        const int64_t c1 = std::min(n, np * (tn + 1) / grid.gn * kNR);
+        gemm_block(p, r0, r1, c0, c1, kc_len);
     }
 }
 
@@ -423,7 +397,7 @@ void gemm_f32(const GemmParams& p) {
         scale_c(p.m, p.n, p.beta, p.c, p.c_rs);
         return;
     }
-    if (p.m * p.n * p.k < kSmallFlops) {
+    if (double(p.m) * double(p.n) * double(p.k) < kSmallMacs) {
         gemm_small(p);
         return;
     }
