@@ -22,7 +22,12 @@ namespace mila {
   X(eq, false) X(ne, false) X(lt, false) X(le, false) X(gt, false) X(ge, false)               \
   X(where, false) X(sum, false) X(max, false) X(argmax, false) X(softmax, false)              \
   X(log_softmax, false) X(matmul, false) X(concat, false) X(gather, false) X(scatter_add, false) \
-  X(index_select, false) X(index_add, false)
+  X(index_select, false) X(index_add, false)                                                    \
+  /* vision (ops/conv2d, batch_norm, pool, interpolate, channel_gate, ila, losses) */            \
+  X(conv2d, false) X(batch_norm, false) X(max_pool2d, false) X(avg_pool2d, false)              \
+  X(adaptive_avg_pool2d, false) X(interpolate_bilinear, false) X(channel_gate, false)          \
+  X(ila, false) X(cross_entropy, false) X(l1_loss, false) X(masked_l1_loss, false)              \
+  X(normal_loss, false) X(bce_with_logits, false) X(normalize, false)
 
 enum class Op {
 #define MILA_OP_ENUM(name, cuda) name,
