@@ -1,0 +1,245 @@
+// module.cpp - the Module tree, state dicts and traces (module.h).
+#include "nn/module.h"
+
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "autograd/grad_mode.h"
+#include "ops/copy.h"
+#include "tensor/factory.h"
+
+namespace mila::nn {
+
+std::string LoadReport::str() const {
+  std::ostringstream os;
+  auto list = [&](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    os << what << " (" << names.size() << "):";
+    for (const std::string& n : names) os << ' ' << n;
+    os << ". ";
+  };
+  list("missing", missing);
+  list("unexpected", unexpected);
+  list("mis-shaped", mismatched);
+  return os.str();
+}
+
+Tensor Module::forward(const Tensor&) {
+  throw std::logic_error(type_name_ + ": this module has no one-input forward(x)");
+}
+
+Tensor Module::operator()(const Tensor& x) {
+  Trace* trace = Trace::active();
+  if (!trace) return forward(x);
+  trace->enter(this);
+  Tensor y = forward(x);
+  trace->leave(this, x, y);
+  return y;
+}
+
+void Module::check_new_name(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos)
+    throw std::invalid_argument(type_name_ + ": invalid member name '" + name + "' (non-empty, no dots)");
+  auto taken = [&](const auto& list) {
+    for (const auto& [n, _] : list)
+      if (n == name) return true;
+    return false;
+  };
+  if (taken(params_) || taken(buffers_) || taken(children_))
+    throw std::invalid_argument(type_name_ + ": member '" + name + "' registered twice");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t, bool requires_grad) {
+  check_new_name(name);
+  if (!t.is_leaf()) t = t.detach();
+  if (requires_grad) t.requires_grad_();
+  params_.emplace_back(name, t);
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  check_new_name(name);
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
+NamedTensors Module::named_parameters(const std::string& prefix) const {
+  NamedTensors out;
+  for (const auto& [n, t] : params_) out.emplace_back(prefix + n, t);
+  for (const auto& [n, c] : children_)
+    for (auto& p : c->named_parameters(prefix + n + ".")) out.push_back(std::move(p));
+  return out;
+}
+
+NamedTensors Module::named_buffers(const std::string& prefix) const {
+  NamedTensors out;
+  for (const auto& [n, t] : buffers_) out.emplace_back(prefix + n, t);
+  for (const auto& [n, c] : children_)
+    for (auto& p : c->named_buffers(prefix + n + ".")) out.push_back(std::move(p));
+  return out;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules(const std::string& prefix) {
+  std::vector<std::pair<std::string, Module*>> out{{prefix, this}};
+  for (const auto& [n, c] : children_)
+    for (auto& m : c->named_modules(prefix.empty() ? n : prefix + "." + n)) out.push_back(std::move(m));
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+int64_t Module::num_parameters(bool trainable_only) const {
+  int64_t n = 0;
+  for (auto& [name, t] : named_parameters())
+    if (!trainable_only || t.requires_grad()) n += t.numel();
+  return n;
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out;
+  std::function<void(const Module&, const std::string&)> walk = [&](const Module& m, const std::string& prefix) {
+    for (const auto& [n, t] : m.params_) out.emplace_back(prefix + n, t);
+    for (const auto& [n, t] : m.buffers_) out.emplace_back(prefix + n, t);
+    for (const auto& [n, c] : m.children_) walk(*c, prefix + n + ".");
+  };
+  walk(*this, "");
+  return out;
+}
+
+LoadReport Module::load_state_dict(const NamedTensors& state, bool strict) {
+  std::map<std::string, Tensor> given;
+  for (const auto& [n, t] : state) given[n] = t;
+  LoadReport report;
+  NamedTensors mine = state_dict();
+  std::map<std::string, bool> known;
+  std::vector<std::pair<Tensor, Tensor>> to_copy;  // (destination, source)
+  for (const auto& [name, dst] : mine) {
+    known[name] = true;
+    auto it = given.find(name);
+    if (it == given.end()) {
+      report.missing.push_back(name);
+    } else if (it->second.shape() != dst.shape()) {
+      report.mismatched.push_back(name + ": checkpoint " + shape_str(it->second.shape()) + " vs model " +
+                                  shape_str(dst.shape()));
+    } else {
+      to_copy.emplace_back(dst, it->second);
+    }
+  }
+  for (const auto& [name, t] : state)
+    if (!known.count(name)) report.unexpected.push_back(name);
+  if (strict && (!report.missing.empty() || !report.unexpected.empty() || !report.mismatched.empty()))
+    throw std::runtime_error("load_state_dict (" + type_name_ + ", strict): " + report.str());
+  NoGradGuard no_grad;
+  for (auto& [dst, src] : to_copy) copy_(dst, src.to(dst.device()));
+  return report;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, c] : children_) c->train(on);
+}
+
+namespace {
+// Moves the tensor behind `t` to `device`, keeping every handle to it valid.
+void move_in_place(const Tensor& t, Device device) {
+  if (t.device() == device) return;
+  NoGradGuard no_grad;
+  const Tensor moved = t.detach().to(device).contiguous();
+  TensorImpl* impl = t.impl();
+  impl->storage = moved.storage();
+  impl->strides = moved.strides();
+  impl->offset = moved.offset();
+  impl->grad.reset();
+}
+}  // namespace
+
+void Module::to(Device device) {
+  for (auto& [n, t] : params_) move_in_place(t, device);
+  for (auto& [n, t] : buffers_) move_in_place(t, device);
+  for (auto& [n, c] : children_) c->to(device);
+}
+
+void Module::zero_grad() {
+  for (auto& [n, t] : named_parameters()) t.zero_grad();
+}
+
+// ---- traces ----
+namespace {
+thread_local Trace* g_active_trace = nullptr;
+}
+
+Trace::Trace(Module& root) : previous_(g_active_trace) {
+  for (auto& [path, m] : root.named_modules()) paths_.emplace_back(m, path);
+  g_active_trace = this;
+}
+Trace::~Trace() { g_active_trace = previous_; }
+Trace* Trace::active() { return g_active_trace; }
+
+void Trace::enter(Module*) { ++depth_; }
+
+void Trace::leave(Module* m, const Tensor& input, const Tensor& output) {
+  --depth_;
+  TraceRow row;
+  row.type = m->type_name();
+  for (const auto& [mod, path] : paths_)
+    if (mod == m) row.path = path.empty() ? "(root)" : path;
+  row.output_shape = output.defined() ? output.shape() : Shape{};
+  for (const auto& [n, t] : m->params_) row.params += t.numel();
+  row.macs = m->macs(input, output);
+  row.depth = depth_;
+  rows.push_back(row);
+}
+
+int64_t Trace::total_macs() const {
+  int64_t n = 0;
+  for (const TraceRow& r : rows) n += r.macs;  // only leaf layers count MACs, so no double counting
+  return n;
+}
+
+namespace {
+// One eval-mode, no-grad forward on zeros of `input_shape`, recorded.
+std::vector<TraceRow> trace_rows(Module& m, const Shape& input_shape) {
+  Trace trace(m);
+  NoGradGuard no_grad;
+  const bool was_training = m.is_training();
+  m.eval();
+  const std::vector<Tensor> params = m.parameters();
+  const Device device = params.empty() ? Device::cpu() : params[0].device();
+  m(zeros(input_shape, {DType::Float32, device}));
+  m.train(was_training);
+  return trace.rows;
+}
+}  // namespace
+
+int64_t count_macs(Module& m, const Shape& input_shape) {
+  int64_t n = 0;
+  for (const TraceRow& r : trace_rows(m, input_shape)) n += r.macs;
+  return n;
+}
+
+std::string summary(Module& m, const Shape& input_shape) {
+  const std::vector<TraceRow> rows = trace_rows(m, input_shape);
+  std::ostringstream os;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-40s %-20s %-22s %12s %14s\n", "module", "type", "output", "params", "MACs");
+  os << line;
+  int64_t macs = 0;
+  for (const TraceRow& r : rows) {
+    std::snprintf(line, sizeof line, "%-40s %-20s %-22s %12lld %14lld\n", r.path.c_str(), r.type.c_str(),
+                  shape_str(r.output_shape).c_str(), (long long)r.params, (long long)r.macs);
+    os << line;
+    macs += r.macs;
+  }
+  std::snprintf(line, sizeof line, "total: %lld parameters, %.3f GMACs at input %s\n", (long long)m.num_parameters(),
+                double(macs) / 1e9, shape_str(input_shape).c_str());
+  os << line;
+  return os.str();
+}
+
+}  // namespace mila::nn
