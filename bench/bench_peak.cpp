@@ -56,7 +56,11 @@ float fma_chains(int64_t iters, float seed) {
     }
     __m512 sum = x[0];
     for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, x[c]);
-    return _mm512_reduce_add_ps(sum);
+    alignas(64) float lanes[kLanes];
+    _mm512_store_ps(lanes, sum);
+    float total = 0.f;
+    for (float v : lanes) total += v;
+    return total;
 #else
     // Portable fallback: the compiler vectorizes the chains for whatever ISA it targets.
     float x[kChains][kLanes];
