@@ -64,7 +64,8 @@ Tensor sum(const Tensor& x, const Shape& dims_in, bool keepdim) {
   const Shape keep = keepdim_shape(x.shape(), dims);
   const DType out_dtype = is_floating(x.dtype()) ? x.dtype() : DType::Int64;
   Tensor out = Tensor::allocate(keep, out_dtype, x.device());
-  cpu::sum(out, x, dims);
+  // uint8 (masks) sums in int64, like PyTorch; the kernel sees int64 input then.
+  cpu::sum(out, x.dtype() == DType::UInt8 ? x.detach().to(DType::Int64) : x, dims);
   if (!keepdim) out = Tensor::make_view(out, dropped_shape(x.shape(), dims), contiguous_strides(dropped_shape(x.shape(), dims)), 0);
   return autograd::record("sum", out, {x},
                           [keep, shape = x.shape()](const Tensor& dout, const std::vector<bool>&) -> GradList {
