@@ -103,7 +103,7 @@ Tensor Tensor::permute(const Shape& dims) const {
   std::vector<bool> used(n, false);
   for (size_t i = 0; i < n; ++i) {
     const int64_t d = normalize_dim(dims[i], shape(), "permute");
-    if (used[d]) throw std::invalid_argument("permute: repeated dim in " + shape_str(dims));
+    if (used[d]) throw std::invalid_argument("permute: repeated dim in " + shape_str(dims) + " for a tensor of shape " + shape_str(shape()));
     used[d] = true;
     perm[i] = d;
     new_shape[i] = shape()[d];
