@@ -124,9 +124,10 @@ LoadReport Module::load_state_dict(const NamedTensors& state, bool strict) {
     auto it = given.find(name);
     if (it == given.end()) {
       report.missing.push_back(name);
-    } else if (it->second.shape() != dst.shape()) {
-      report.mismatched.push_back(name + ": checkpoint " + shape_str(it->second.shape()) + " vs model " +
-                                  shape_str(dst.shape()));
+    } else if (it->second.shape() != dst.shape() || is_floating(it->second.dtype()) != is_floating(dst.dtype())) {
+      report.mismatched.push_back(name + ": checkpoint " + shape_str(it->second.shape()) + " " +
+                                  dtype_name(it->second.dtype()) + " vs model " + shape_str(dst.shape()) + " " +
+                                  dtype_name(dst.dtype()));
     } else {
       to_copy.emplace_back(dst, it->second);
     }
