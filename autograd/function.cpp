@@ -1,5 +1,8 @@
 #include "autograd/function.h"
 
+#include <stdexcept>
+#include <string>
+
 #include "ops/binary.h"
 
 namespace mila::autograd {
@@ -14,6 +17,12 @@ bool any_requires_grad(std::initializer_list<Tensor> inputs) { return any_requir
 
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward) {
   if (!any_requires_grad(inputs)) return out;
+  // Attaching the node to an input itself would make that input its own consumer (and turn
+  // a leaf into a non-leaf); an identity op must return a new tensor, e.g. x.detach().
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.is_same(out))
+      throw std::logic_error(std::string("record(") + name +
+                             "): the output is one of the inputs; return a new tensor (x.detach() for an identity)");
   auto node = std::make_shared<Node>();
   node->name = name;
   node->backward = std::move(backward);

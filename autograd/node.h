@@ -39,6 +39,7 @@ struct Node {
   std::string name;          // the op's name, for errors and graph dumps
   std::vector<Edge> inputs;  // one per op input, in order
   BackwardFn backward;       // reset after use unless the graph is retained (frees saved tensors)
+  ~Node();                   // iterative: a long chain of nodes must not overflow the stack (engine.cpp)
 };
 
 }  // namespace mila::autograd

@@ -7,6 +7,7 @@
 #include "autograd/function.h"
 #include "ops/cpu/binary.h"
 #include "ops/op_list.h"
+#include "ops/reduce.h"
 #include "ops/unary.h"
 #include "ops/where.h"
 #include "tensor/factory.h"
@@ -77,6 +78,18 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  // An integer division by zero is undefined behaviour in C++ (SIGFPE on x86): refuse it, as
+  // PyTorch's integer division raises ZeroDivisionError.
+  if (a.dtype() == b.dtype() && !is_floating(b.dtype()) && b.device().is_cpu()) {
+    bool zero = false;
+    {
+      autograd::NoGradGuard no_grad;
+      zero = sum(eq(b, 0.0)).item<int64_t>() > 0;
+    }
+    if (zero)
+      throw std::domain_error("div: integer division by zero (" + std::string(dtype_name(a.dtype())) + " " +
+                              shape_str(a.shape()) + " / " + shape_str(b.shape()) + ")");
+  }
   Tensor out = arithmetic(Op::div, a, b);
   // d(a/b)/da = 1/b; d(a/b)/db = -a/b^2 = -out/b.
   return autograd::record("div", out, {a, b},
@@ -92,8 +105,12 @@ Tensor pow(const Tensor& a, const Tensor& b) {
       "pow", out, {a, b},
       [sa = save(a), sb = save(b), so = save(out)](const Tensor& dout, const std::vector<bool>& needs) -> GradList {
         Tensor da, db;
-        // d(a^b)/da = b * a^(b-1)
-        if (needs[0]) da = mul(dout, mul(sb, pow(sa, sub(sb, 1.0))));
+        // d(a^b)/da = b * a^(b-1); taken as 0 where b == 0, also at a == 0 where the formula
+        // gives 0 * inf (PyTorch masks exponent == 0 the same way).
+        if (needs[0]) {
+          Tensor g = mul(dout, mul(sb, pow(sa, sub(sb, 1.0))));
+          da = where(eq(sb, 0.0), zeros_like(g), g);
+        }
         // d(a^b)/db = a^b * log(a); taken as 0 where a == 0 and b >= 0 (PyTorch's convention;
         // the limit of a^b log a as a -> 0+ is 0 there).
         if (needs[1]) {

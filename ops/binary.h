@@ -12,6 +12,8 @@ namespace mila {
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
+// Integer division truncates toward zero (torch.div(rounding_mode="trunc")); an integer
+// divisor of 0 throws std::domain_error. Floating division follows IEEE (1/0 = inf).
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& a, const Tensor& b);      // floating only
 Tensor maximum(const Tensor& a, const Tensor& b);  // ties split the gradient evenly (PyTorch)

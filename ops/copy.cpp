@@ -12,7 +12,24 @@
 
 namespace mila {
 
+namespace {
+
+// An expanded view (stride 0 on a dim of size > 1) names one memory location through several
+// elements: writing it would race between threads and keep an arbitrary value. PyTorch
+// refuses this too ("more than one element of the written-to tensor refers to a single
+// memory location").
+void check_no_internal_overlap(const Tensor& dst, const char* op) {
+  for (int64_t d = 0; d < dst.dim(); ++d)
+    if (dst.shape()[d] > 1 && dst.strides()[d] == 0)
+      throw std::invalid_argument(std::string(op) + ": the destination of shape " + shape_str(dst.shape()) +
+                                  " and strides " + shape_str(dst.strides()) +
+                                  " has elements that share memory (an expanded view); clone() it first");
+}
+
+}  // namespace
+
 void copy_(const Tensor& dst, const Tensor& src) {
+  check_no_internal_overlap(dst, "copy_");
   if (broadcast_shapes(src.shape(), dst.shape(), "copy_") != dst.shape())
     throw std::invalid_argument("copy_: source of shape " + shape_str(src.shape()) +
                                 " cannot be broadcast to destination shape " + shape_str(dst.shape()));
@@ -24,6 +41,7 @@ void copy_(const Tensor& dst, const Tensor& src) {
 }
 
 void fill_(const Tensor& dst, double value) {
+  check_no_internal_overlap(dst, "fill_");
   if (dst.device().is_cpu()) return cpu::fill(dst, value);
 #ifdef MILA_WITH_CUDA
   cuda::fill(dst, value);
@@ -70,7 +88,7 @@ T Tensor::item() const {
   if (numel() != 1)
     throw std::invalid_argument("item: expected a tensor with one element, got shape " + shape_str(shape()));
   Tensor host = device().is_cpu() ? *this : to(Device::cpu());
-  return dispatch_all(host.dtype(), [&]<typename S>() { return static_cast<T>(*host.data<S>()); });
+  return dispatch_all(host.dtype(), [&]<typename S>() { return convert<T>(*host.data<S>()); });
 }
 template float Tensor::item<float>() const;
 template double Tensor::item<double>() const;

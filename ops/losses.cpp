@@ -1,125 +1,196 @@
-// losses.cpp - checks and derivative rules of the losses (see losses.h). cross_entropy runs
-// a fused kernel; the others are short compositions whose gradients are written out where
-// the composition would get them wrong (bce at x = 0, normalize at a zero vector).
+// losses.cpp - checks, dispatch and derivative rules of the fused losses and normalize
+// (ops/losses.h); kernels in ops/cpu/losses.cpp.
 #include "ops/losses.h"
 
-#include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "autograd/function.h"
-#include "ops/binary.h"
 #include "ops/cpu/losses.h"
 #include "ops/op_list.h"
-#include "ops/reduce.h"
-#include "ops/unary.h"
-#include "ops/where.h"
-#include "tensor/factory.h"
 
 namespace mila {
 namespace {
 
-using autograd::GradList;
-
-void check_float(const char* op, const Tensor& t, const char* what) {
-  if (!is_floating(t.dtype()))
-    throw std::invalid_argument(std::string(op) + ": " + what + " must be floating, got " + dtype_name(t.dtype()) +
-                                " " + shape_str(t.shape()));
+[[noreturn]] void fail(Op op, const std::string& why, const std::string& shapes) {
+  throw std::invalid_argument(std::string(op_name(op)) + ": " + why + " (" + shapes + ")");
 }
 
-void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype() || a.device() != b.device())
-    throw std::invalid_argument(std::string(op) + ": inputs differ, " + shape_str(a.shape()) + " " +
-                                dtype_name(a.dtype()) + " vs " + shape_str(b.shape()) + " " + dtype_name(b.dtype()));
+// "a [2, 3], b [2, 4]" for the error messages.
+std::string describe(std::initializer_list<std::pair<const char*, const Tensor*>> args) {
+  std::string s;
+  for (const auto& [name, t] : args) {
+    if (!s.empty()) s += ", ";
+    s += std::string(name) + " " + (t->defined() ? shape_str(t->shape()) : "undefined");
+  }
+  return s;
 }
 
-// A mask (uint8 or floating) as a 0/1 tensor of `like`'s dtype.
-Tensor mask_as(const Tensor& mask, const Tensor& like) { return ne(mask, 0.0).to(like.dtype()); }
+// Two floating tensors of one shape, dtype and device (the operands of an elementwise loss).
+void check_pair(Op op, const Tensor& a, const char* a_name, const Tensor& b, const char* b_name) {
+  const std::string shapes = describe({{a_name, &a}, {b_name, &b}});
+  if (!is_floating(a.dtype()) || a.dtype() != b.dtype())
+    fail(op, std::string("expected float32 or float64 tensors of one dtype, got ") + dtype_name(a.dtype()) + " and " +
+                 dtype_name(b.dtype()),
+         shapes);
+  if (a.shape() != b.shape()) fail(op, std::string(a_name) + " and " + b_name + " must have the same shape", shapes);
+  if (a.device() != b.device()) fail(op, "tensors on different devices", shapes);
+  check_supported(op, a.device());
+}
+
+Tensor scalar_of(double value, DType dtype, Device device) {
+  Tensor out = Tensor::allocate({}, dtype, device);
+  dispatch_floating(dtype, "loss", [&]<typename T>() { *out.data<T>() = T(value); });
+  return out;
+}
+
+// A contiguous copy for the kernels when t is strided (t itself otherwise), detached: the
+// op's node is the only gradient path.
+Tensor flat(const Tensor& t) { return t.detach().contiguous(); }
+
+Tensor grad_if(bool need, const Tensor& like) {
+  return need ? Tensor::allocate(like.shape(), like.dtype(), like.device()) : Tensor();
+}
 
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index) {
-  check_float("cross_entropy", logits, "logits");
+  const std::string shapes = describe({{"logits", &logits}, {"target", &target}});
+  if (!is_floating(logits.dtype()))
+    fail(Op::cross_entropy, std::string("expected float32 or float64 logits, got ") + dtype_name(logits.dtype()), shapes);
+  if (target.dtype() != DType::Int64)
+    fail(Op::cross_entropy, std::string("expected an int64 target, got ") + dtype_name(target.dtype()), shapes);
+  if (logits.dim() < 2) fail(Op::cross_entropy, "expected logits [N, K] or [N, K, d1, ...]", shapes);
+  Shape expected = logits.shape();
+  expected.erase(expected.begin() + 1);
+  if (target.shape() != expected)
+    fail(Op::cross_entropy, "expected target of shape " + shape_str(expected) + " (logits without the class dim)",
+         shapes);
+  if (logits.device() != target.device()) fail(Op::cross_entropy, "tensors on different devices", shapes);
   check_supported(Op::cross_entropy, logits.device());
-  Shape expect = logits.shape();
-  if (logits.dim() >= 2) expect.erase(expect.begin() + 1);
-  if (logits.dim() < 2 || target.shape() != expect || target.dtype() != DType::Int64)
-    throw std::invalid_argument("cross_entropy: expected logits [N, K, ...] and int64 target [N, ...], got logits " +
-                                shape_str(logits.shape()) + " and target " + shape_str(target.shape()) + " " +
-                                dtype_name(target.dtype()));
-  const Tensor x = logits.detach().contiguous(), t = target.contiguous();
-  int64_t count = 0;
-  const double total = cpu::cross_entropy_forward(x, t, ignore_index, count);
-  const double loss = count > 0 ? total / double(count) : std::numeric_limits<double>::quiet_NaN();
-  return autograd::record("cross_entropy", scalar_tensor(loss, {logits.dtype()}), {logits},
-                          [x, t, ignore_index, count](const Tensor& dout, const std::vector<bool>&) -> GradList {
-                            Tensor d = Tensor::allocate(x.shape(), x.dtype(), x.device());
-                            const double scale = count > 0 ? dout.item<double>() / double(count) : 0.0;
-                            cpu::cross_entropy_backward(d, x, t, ignore_index, scale);
-                            return {d};
-                          });
+
+  const int64_t N = logits.size(0), K = logits.size(1), S = N * K == 0 ? 0 : logits.numel() / (N * K);
+  const Tensor x = flat(logits).view({N, K, S}), t = flat(target).view({N, S});
+  const Tensor lse = Tensor::allocate({N, S}, logits.dtype(), logits.device());  // saved for the backward
+  const cpu::CrossEntropySums sums = cpu::cross_entropy_forward(lse, x, t, ignore_index);
+  if (sums.bad_index >= 0)
+    throw std::out_of_range("cross_entropy: target " + std::to_string(sums.bad_value) + " at position " +
+                            std::to_string(sums.bad_index) + " is outside [0, " + std::to_string(K) +
+                            ") and is not ignore_index " + std::to_string(ignore_index) + " (" + shapes + ")");
+  // No non-ignored position: 0 / 0 = NaN, as PyTorch (see losses.h).
+  const double loss = sums.count > 0 ? sums.loss_sum / double(sums.count) : std::numeric_limits<double>::quiet_NaN();
+  const int64_t count = sums.count;
+  return autograd::record(
+      "cross_entropy", scalar_of(loss, logits.dtype(), logits.device()), {logits, target},
+      [x, t, lse, count, ignore_index, shape = logits.shape()](const Tensor& dout,
+                                                               const std::vector<bool>&) -> autograd::GradList {
+        Tensor dlogits = Tensor::allocate(x.shape(), x.dtype(), x.device());
+        const double scale = count > 0 ? dout.item<double>() / double(count) : 0.0;
+        cpu::cross_entropy_backward(dlogits, x, t, lse, ignore_index, scale);
+        return {dlogits.view(shape), Tensor()};
+      });
 }
 
 Tensor l1_loss(const Tensor& a, const Tensor& b) {
-  check_float("l1_loss", a, "input");
-  check_same_shape("l1_loss", a, b);
-  return mean(abs(sub(a, b)));
+  check_pair(Op::l1_loss, a, "a", b, "b");
+  const Tensor ac = flat(a), bc = flat(b);
+  const int64_t n = a.numel();
+  // Mean of an empty tensor: NaN, as PyTorch.
+  const double loss = n > 0 ? cpu::l1_forward(ac, bc) / double(n) : std::numeric_limits<double>::quiet_NaN();
+  return autograd::record("l1_loss", scalar_of(loss, a.dtype(), a.device()), {a, b},
+                          [ac, bc, n](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
+                            Tensor da = grad_if(needs[0], ac), db = grad_if(needs[1], bc);
+                            cpu::l1_backward(da, db, ac, bc, n > 0 ? dout.item<double>() / double(n) : 0.0);
+                            return {da, db};
+                          });
 }
 
 Tensor masked_l1_loss(const Tensor& pred, const Tensor& target, const Tensor& mask) {
-  check_float("masked_l1_loss", pred, "pred");
-  check_same_shape("masked_l1_loss", pred, target);
-  broadcast_shapes(mask.shape(), pred.shape(), "masked_l1_loss");
-  const Tensor m = mask_as(mask, pred);
-  const double count = sum(m.expand(pred.shape())).item<double>();
-  // An empty mask: the sum is 0 with zero gradients, divided by 1.
-  return div(sum(mul(abs(sub(pred, target)), m)), std::max(count, 1.0));
-}
-
-Tensor normalize(const Tensor& x, int64_t dim_in, double eps) {
-  check_float("normalize", x, "input");
-  check_supported(Op::normalize, x.device());
-  const int64_t dim = normalize_dim(dim_in, x.shape(), "normalize");
-  Tensor y, norm;
-  {
-    NoGradGuard no_grad;
-    norm = sqrt(sum(mul(x, x), {dim}, true));
-    y = div(x, clamp(norm, eps));
-  }
-  return autograd::record("normalize", y, {x}, [dim, eps, y_saved = autograd::save(y), norm](const Tensor& g, const std::vector<bool>&) -> GradList {
-    const Tensor big = gt(norm, eps);  // where ||x|| > eps: y = x / ||x||
-    const Tensor projected = div(sub(g, mul(y_saved, sum(mul(g, y_saved), {dim}, true))), clamp(norm, eps));
-    return {where(big, projected, div(g, eps))};
-  });
+  check_pair(Op::masked_l1_loss, pred, "pred", target, "target");
+  const std::string shapes = describe({{"pred", &pred}, {"target", &target}, {"mask", &mask}});
+  if (mask.dtype() != DType::UInt8 && mask.dtype() != pred.dtype())
+    fail(Op::masked_l1_loss, std::string("mask must be uint8 or ") + dtype_name(pred.dtype()) + ", got " +
+                                 dtype_name(mask.dtype()),
+         shapes);
+  if (mask.device() != pred.device()) fail(Op::masked_l1_loss, "tensors on different devices", shapes);
+  if (broadcast_shapes(mask.shape(), pred.shape(), "masked_l1_loss") != pred.shape())
+    fail(Op::masked_l1_loss, "mask must have pred's shape or broadcast to it", shapes);
+  // A broadcast mask is materialized (one byte per element when uint8) so the kernel reads
+  // three flat arrays.
+  const Tensor pc = flat(pred), tc = flat(target), mc = flat(mask.expand(pred.shape()));
+  const cpu::WeightedSums sums = cpu::masked_l1_forward(pc, tc, mc);
+  const double count = sums.weight;
+  const double loss = count > 0 ? sums.value / count : 0.0;  // empty mask: 0 (SPEC 4.4; losses.h)
+  return autograd::record("masked_l1_loss", scalar_of(loss, pred.dtype(), pred.device()), {pred, target},
+                          [pc, tc, mc, count](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
+                            Tensor dpred = grad_if(needs[0], pc), dtarget = grad_if(needs[1], tc);
+                            const double scale = count > 0 ? dout.item<double>() / count : 0.0;
+                            cpu::masked_l1_backward(dpred, dtarget, pc, tc, mc, scale);
+                            return {dpred, dtarget};
+                          });
 }
 
 Tensor normal_loss(const Tensor& pred, const Tensor& target, const Tensor& valid) {
-  check_float("normal_loss", pred, "pred");
-  check_same_shape("normal_loss", pred, target);
-  if (pred.dim() != 4 || pred.size(1) != 3 || valid.shape() != Shape{pred.size(0), pred.size(2), pred.size(3)})
-    throw std::invalid_argument("normal_loss: expected pred and target [N, 3, H, W] and valid [N, H, W], got " +
-                                shape_str(pred.shape()) + " and " + shape_str(valid.shape()));
-  const Tensor m = mask_as(valid, pred);
-  const double count = sum(m).item<double>();
-  const Tensor cosine = sum(mul(normalize(pred, 1), normalize(target, 1)), {1});  // [N, H, W]
-  const Tensor mean_cos = div(sum(mul(cosine, m)), std::max(count, 1.0));
-  return count > 0 ? sub(scalar_tensor(1, {pred.dtype(), pred.device()}), mean_cos) : mul(mean_cos, 0.0);
+  check_pair(Op::normal_loss, pred, "pred", target, "target");
+  const std::string shapes = describe({{"pred", &pred}, {"target", &target}, {"valid", &valid}});
+  if (pred.dim() != 4) fail(Op::normal_loss, "expected pred and target [N, C, H, W]", shapes);
+  const int64_t N = pred.size(0), C = pred.size(1), H = pred.size(2), W = pred.size(3);
+  if (valid.dtype() != DType::UInt8 && valid.dtype() != pred.dtype())
+    fail(Op::normal_loss, std::string("valid must be uint8 or ") + dtype_name(pred.dtype()) + ", got " +
+                              dtype_name(valid.dtype()),
+         shapes);
+  if (valid.shape() != Shape{N, H, W}) fail(Op::normal_loss, "valid must have shape " + shape_str({N, H, W}), shapes);
+  if (valid.device() != pred.device()) fail(Op::normal_loss, "tensors on different devices", shapes);
+  const Tensor pc = flat(pred).view({N, C, H * W}), tc = flat(target).view({N, C, H * W});
+  const Tensor vc = flat(valid).view({N, H * W});
+  const cpu::WeightedSums sums = cpu::normal_loss_forward(pc, tc, vc);
+  const double count = sums.weight;
+  const double loss = count > 0 ? 1.0 - sums.value / count : 0.0;  // no valid pixel: 0 (SPEC 4.4; losses.h)
+  return autograd::record(
+      "normal_loss", scalar_of(loss, pred.dtype(), pred.device()), {pred, target},
+      [pc, tc, vc, count, shape = pred.shape()](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
+        Tensor dpred = grad_if(needs[0], pc), dtarget = grad_if(needs[1], tc);
+        const double scale = count > 0 ? -dout.item<double>() / count : 0.0;  // loss = 1 - mean cos
+        cpu::normal_loss_backward(dpred, dtarget, pc, tc, vc, scale);
+        return {dpred.defined() ? dpred.view(shape) : dpred, dtarget.defined() ? dtarget.view(shape) : dtarget};
+      });
 }
 
 Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
-  check_float("bce_with_logits", logits, "logits");
-  check_same_shape("bce_with_logits", logits, targets);
-  Tensor loss;
-  {
-    NoGradGuard no_grad;
-    loss = mean(add(sub(relu(logits), mul(logits, targets)), log(add(exp(neg(abs(logits))), 1.0))));
-  }
-  const double n = double(logits.numel());
-  return autograd::record("bce_with_logits", loss, {logits, targets},
-                          [x = autograd::save(logits), t = autograd::save(targets), n](const Tensor& dout, const std::vector<bool>& needs) -> GradList {
-                            const Tensor scale = div(dout, n);  // 0-d
-                            return {needs[0] ? mul(sub(sigmoid(x), t), scale) : Tensor(),
-                                    needs[1] ? mul(neg(x), scale) : Tensor()};
+  check_pair(Op::bce_with_logits, logits, "logits", targets, "targets");
+  const Tensor xc = flat(logits), tc = flat(targets);
+  const int64_t n = logits.numel();
+  const double loss = n > 0 ? cpu::bce_with_logits_forward(xc, tc) / double(n) : std::numeric_limits<double>::quiet_NaN();
+  return autograd::record("bce_with_logits", scalar_of(loss, logits.dtype(), logits.device()), {logits, targets},
+                          [xc, tc, n](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
+                            Tensor dx = grad_if(needs[0], xc), dt = grad_if(needs[1], tc);
+                            cpu::bce_with_logits_backward(dx, dt, xc, tc, n > 0 ? dout.item<double>() / double(n) : 0.0);
+                            return {dx, dt};
+                          });
+}
+
+Tensor normalize(const Tensor& x, int64_t dim_in, double eps) {
+  if (!is_floating(x.dtype()))
+    fail(Op::normalize, std::string("expected a float32 or float64 input, got ") + dtype_name(x.dtype()),
+         "x " + shape_str(x.shape()));
+  if (x.dim() == 0) fail(Op::normalize, "expected at least one dim", "x " + shape_str(x.shape()));
+  if (!(eps >= 0)) fail(Op::normalize, "eps must be non-negative, got " + std::to_string(eps), "x " + shape_str(x.shape()));
+  check_supported(Op::normalize, x.device());
+  const int64_t dim = normalize_dim(dim_in, x.shape(), "normalize");
+  // [O, C, I]: the dims before `dim`, `dim` itself, the dims after it.
+  int64_t O = 1, I = 1;
+  for (int64_t d = 0; d < dim; ++d) O *= x.size(d);
+  for (int64_t d = dim + 1; d < x.dim(); ++d) I *= x.size(d);
+  const int64_t C = x.size(dim);
+  const Tensor xc = flat(x).view({O, C, I});
+  Tensor y = Tensor::allocate(x.shape(), x.dtype(), x.device());
+  cpu::normalize_forward(y.view({O, C, I}), xc, eps);
+  return autograd::record("normalize", y, {x},
+                          [xc, eps, shape = x.shape()](const Tensor& dout, const std::vector<bool>&) -> autograd::GradList {
+                            Tensor dx = Tensor::allocate(xc.shape(), xc.dtype(), xc.device());
+                            cpu::normalize_backward(dx, dout.contiguous().view(xc.shape()), xc, eps);
+                            return {dx.view(shape)};
                           });
 }
 

@@ -1,6 +1,7 @@
 // matmul.cpp - torch.matmul's shape rules, dispatch and derivative of the batched product.
 #include "ops/matmul.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "autograd/function.h"
@@ -53,10 +54,22 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (!is_floating(a.dtype())) fail("expected floating tensors", a, b);
   if (a.dim() == 0 || b.dim() == 0) fail("both arguments need at least 1 dim", a, b);
   check_supported(Op::matmul, a.device());
-  if (a.dim() == 1 && b.dim() == 1) {
-    if (a.size(0) != b.size(0)) fail("vectors of different lengths", a, b);
-    return batched(a.unsqueeze(0), b.unsqueeze(1)).reshape({});
+  // Validate here, with the caller's shapes in the message (batched() sees promoted ones).
+  const int64_t k = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
+  if (k != kb) {
+    if (a.dim() == 1 && b.dim() == 1) fail("vectors of different lengths", a, b);
+    fail("inner dimensions differ, " + std::to_string(k) + " vs " + std::to_string(kb), a, b);
   }
+  if (a.dim() > 2 || b.dim() > 2) {
+    const Shape a_batch(a.shape().begin(), a.shape().end() - std::min<int64_t>(a.dim(), 2));
+    const Shape b_batch(b.shape().begin(), b.shape().end() - std::min<int64_t>(b.dim(), 2));
+    try {
+      (void)broadcast_shapes(a_batch, b_batch, "matmul");
+    } catch (const std::invalid_argument&) {
+      fail("batch dims " + shape_str(a_batch) + " and " + shape_str(b_batch) + " cannot be broadcast", a, b);
+    }
+  }
+  if (a.dim() == 1 && b.dim() == 1) return batched(a.unsqueeze(0), b.unsqueeze(1)).reshape({});
   if (a.dim() == 1) return batched(a.unsqueeze(0), b).squeeze(-2);
   if (b.dim() == 1) return batched(a, b.unsqueeze(1)).squeeze(-1);
   return batched(a, b);

@@ -15,6 +15,7 @@
 #include "ops/cpu/reduce.h"
 #include "ops/index.h"
 #include "ops/op_list.h"
+#include "ops/where.h"
 #include "tensor/factory.h"
 
 namespace mila {
@@ -25,6 +26,11 @@ using autograd::GradList;
 // Sorted, unique, non-negative dims; an empty list means every dim (as torch.sum(dim=[])).
 Shape normalize_dims(const Shape& dims, const Shape& shape, const char* op) {
   Shape out;
+  if (shape.empty()) {  // PyTorch allows dim 0 or -1 on a 0-d tensor: it reduces nothing
+    for (int64_t d : dims)
+      if (d != 0 && d != -1) normalize_dim(d, shape, op);  // throws the usual out-of-range message
+    return out;
+  }
   if (dims.empty()) {
     for (int64_t d = 0; d < int64_t(shape.size()); ++d) out.push_back(d);
     return out;
@@ -84,6 +90,9 @@ Tensor mean(const Tensor& x, const Shape& dims_in, bool keepdim) {
 Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 
 Tensor var(const Tensor& x, const Shape& dims_in, bool unbiased, bool keepdim) {
+  if (!is_floating(x.dtype()))
+    throw std::invalid_argument(std::string("var: expected a floating tensor, got ") + dtype_name(x.dtype()) + " " +
+                                shape_str(x.shape()));
   const Shape dims = normalize_dims(dims_in, x.shape(), "var");
   const int64_t n = reduced_count(x.shape(), dims);
   Tensor centered = sub(x, mean(x, dims, true));
@@ -94,6 +103,11 @@ Tensor var(const Tensor& x, bool unbiased) { return var(x, {}, unbiased, false);
 
 ValuesIndices max(const Tensor& x, int64_t dim_in, bool keepdim) {
   check_supported(Op::max, x.device());
+  if (x.dim() == 0) {  // PyTorch allows dim 0 or -1 on a 0-d tensor: a one-element line
+    if (dim_in != 0 && dim_in != -1) normalize_dim(dim_in, x.shape(), "max");  // throws
+    ValuesIndices r = max(x.reshape({1}), 0, false);
+    return r;
+  }
   const int64_t dim = normalize_dim(dim_in, x.shape(), "max");
   if (x.size(dim) == 0)
     throw std::invalid_argument("max: cannot reduce over dim " + std::to_string(dim) + " of size 0, shape " +
@@ -125,7 +139,9 @@ Tensor max(const Tensor& x) {
   }
   Tensor value = max(flat, 0, false).values.detach();
   return autograd::record("max_all", value, {x}, [x_saved = autograd::save(x), v = autograd::save(value)](const Tensor& dout, const std::vector<bool>&) -> GradList {
-    Tensor ties = eq(x_saved, v).to(dout.dtype());
+    // The elements equal to the maximum share the gradient; when the maximum is NaN, the NaN
+    // elements do (PyTorch's evenly_distribute_backward). Selected on the device: no sync.
+    Tensor ties = where(ne(v, v), ne(x_saved, x_saved), eq(x_saved, v)).to(dout.dtype());
     return {mul(ties, div(dout, sum(ties)))};
   });
 }

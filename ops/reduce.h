@@ -4,6 +4,8 @@
 // results do not depend on the thread count. sum of int64/uint8 gives int64.
 #pragma once
 
+#include <initializer_list>
+
 #include "tensor/tensor.h"
 
 namespace mila {
@@ -15,6 +17,11 @@ Tensor mean(const Tensor& x, const Shape& dims, bool keepdim = false);
 // Variance; unbiased divides by N - 1 (PyTorch's default).
 Tensor var(const Tensor& x, bool unbiased = true);
 Tensor var(const Tensor& x, const Shape& dims, bool unbiased = true, bool keepdim = false);
+// Makes var(x, {1}) mean "over dim 1": without it, {1} would convert to bool and pick the
+// all-elements overload above (a braced list prefers std::initializer_list over bool).
+inline Tensor var(const Tensor& x, std::initializer_list<int64_t> dims, bool unbiased = true, bool keepdim = false) {
+  return var(x, Shape(dims), unbiased, keepdim);
+}
 
 struct ValuesIndices {
   Tensor values;

@@ -126,7 +126,9 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
 }
 
 Tensor Tensor::t() const {
-  if (dim() != 2) throw std::invalid_argument("t: expected a 2-d tensor, got shape " + shape_str(shape()));
+  // As torch.t: 0-d and 1-d tensors come back as they are (a new view).
+  if (dim() > 2) throw std::invalid_argument("t: expected a tensor with at most 2 dims, got shape " + shape_str(shape()));
+  if (dim() < 2) return record_reshape_like("t", detach(), *this);
   return transpose(0, 1);
 }
 
@@ -182,6 +184,9 @@ Tensor Tensor::expand(const Shape& target_in) const {
     }
     const int64_t have = s[i - lead];
     if (target[i] == -1) target[i] = have;
+    if (target[i] < 0)
+      throw std::invalid_argument("expand: invalid size " + std::to_string(target[i]) + " in target " +
+                                  shape_str(target_in) + " for input shape " + shape_str(s));
     if (have == target[i]) {
       new_strides[i] = strides()[i - lead];
     } else if (have != 1) {

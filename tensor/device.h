@@ -27,14 +27,9 @@ struct Device {
   static Device parse(const std::string& s) {
     if (s == "cpu") return cpu();
     if (s == "cuda") return cuda(0);
-    if (s.rfind("cuda:", 0) == 0) {
-      try {
-        size_t used = 0;
-        int i = std::stoi(s.substr(5), &used);
-        if (i >= 0 && used == s.size() - 5) return cuda(i);
-      } catch (const std::exception&) {
-      }
-    }
+    if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() <= 9 &&
+        s.find_first_not_of("0123456789", 5) == std::string::npos)  // digits only: no sign or spaces
+      return cuda(std::stoi(s.substr(5)));
     throw std::invalid_argument("Device::parse: expected 'cpu', 'cuda' or 'cuda:N', got '" + s + "'");
   }
 };

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace mila {
 
@@ -36,6 +37,23 @@ inline size_t dtype_size(DType t) {
 }
 
 inline bool is_floating(DType t) { return t == DType::Float32 || t == DType::Float64; }
+
+// Converts one element between dtypes the way PyTorch does on x86, with every case defined
+// (a plain static_cast from floating to integer is undefined behaviour out of range):
+//   * floating -> integer truncates toward zero; NaN and values outside int64's range give
+//     INT64_MIN (the x86 "integer indefinite" value that PyTorch and NumPy show);
+//   * floating -> uint8 goes through int64 and keeps the low 8 bits: -1.0 -> 255, 300.0 -> 44;
+//   * integer -> uint8 keeps the low 8 bits; everything else is an ordinary conversion.
+template <typename TO, typename TI>
+constexpr TO convert(TI v) {
+  if constexpr (std::is_floating_point_v<TI> && std::is_integral_v<TO>) {
+    constexpr TI two63 = TI(9223372036854775808.0);  // 2^63, exact in float and double
+    if (!(v >= -two63 && v < two63)) return static_cast<TO>(INT64_MIN);
+    return static_cast<TO>(static_cast<int64_t>(v));
+  } else {
+    return static_cast<TO>(v);
+  }
+}
 
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::Float32; }

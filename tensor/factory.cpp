@@ -1,8 +1,10 @@
 #include "tensor/factory.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace mila {
 
@@ -27,9 +29,19 @@ Tensor fill_host(const Shape& shape, DType dtype, F value_of_index) {
   dispatch_all(dtype, [&]<typename T>() {
     T* p = t.data<T>();
     const int64_t n = t.numel();
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(value_of_index(i));
+    for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(value_of_index(i));
   });
   return t;
+}
+
+// Random factories reserve numel draws from the generator before allocating: validate the
+// shape and dtype first, so that a refused call leaves the generator where it was.
+void check_random_args(const char* op, const Shape& shape, DType dtype, bool floating_only) {
+  for (int64_t d : shape)
+    if (d < 0) throw std::invalid_argument(std::string(op) + ": negative dimension in shape " + shape_str(shape));
+  if (floating_only && !is_floating(dtype))
+    throw std::invalid_argument(std::string(op) + ": expected a floating dtype (float32 or float64), got " +
+                                dtype_name(dtype));
 }
 
 }  // namespace
@@ -48,22 +60,33 @@ Tensor ones(const Shape& shape, TensorOptions opt) { return full(shape, 1.0, opt
 Tensor scalar_tensor(double value, TensorOptions opt) { return full({}, value, opt); }
 
 Tensor arange(double start, double end, double step, TensorOptions opt) {
-  if (step == 0 || !std::isfinite(start) || !std::isfinite(end))
-    throw std::invalid_argument("arange: step must be non-zero and bounds finite");
+  if (step == 0 || !std::isfinite(step) || !std::isfinite(start) || !std::isfinite(end))
+    throw std::invalid_argument("arange: step must be finite and non-zero and bounds finite (start " +
+                                std::to_string(start) + ", end " + std::to_string(end) + ", step " +
+                                std::to_string(step) + ")");
+  // As torch.arange: a step pointing away from `end` is an error, not an empty range.
+  if ((step > 0 && end < start) || (step < 0 && end > start))
+    throw std::invalid_argument("arange: the bounds (start " + std::to_string(start) + ", end " +
+                                std::to_string(end) + ") are inconsistent with the sign of step " + std::to_string(step));
   const double count = std::ceil((end - start) / step);
+  if (count >= 0x1p62) throw std::invalid_argument("arange: too many elements (" + std::to_string(count) + ")");
   const int64_t n = count > 0 ? int64_t(count) : 0;
   return finish(fill_host({n}, opt.dtype, [=](int64_t i) { return start + double(i) * step; }), opt);
 }
 
 Tensor rand(const Shape& shape, TensorOptions opt, Generator* gen) {
-  if (!is_floating(opt.dtype)) throw std::invalid_argument("rand: dtype must be floating");
+  check_random_args("rand", shape, opt.dtype, true);
   Generator& g = gen ? *gen : default_generator();
   const uint64_t first = g.advance(uint64_t(numel_of(shape)));
-  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return g.uniform(first + uint64_t(i)); }), opt);
+  // In float32 a draw within 2^-25 of 1 would round up to 1.0f, outside [0, 1): such draws
+  // give the largest float below 1 instead (only they change; float64 keeps all 53 bits).
+  const double top = opt.dtype == DType::Float32 ? double(0x1.fffffep-1f) : 1.0;
+  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return std::min(g.uniform(first + uint64_t(i)), top); }),
+                opt);
 }
 
 Tensor randn(const Shape& shape, TensorOptions opt, Generator* gen) {
-  if (!is_floating(opt.dtype)) throw std::invalid_argument("randn: dtype must be floating");
+  check_random_args("randn", shape, opt.dtype, true);
   Generator& g = gen ? *gen : default_generator();
   const int64_t n = numel_of(shape);
   // Box-Muller: draws 2j and 2j+1 give normals 2j and 2j+1.
@@ -81,11 +104,14 @@ Tensor randn(const Shape& shape, TensorOptions opt, Generator* gen) {
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opt, Generator* gen) {
-  if (high <= low) throw std::invalid_argument("randint: need low < high");
+  if (high <= low)
+    throw std::invalid_argument("randint: need low < high, got low " + std::to_string(low) + " and high " +
+                                std::to_string(high));
+  check_random_args("randint", shape, opt.dtype, false);
   Generator& g = gen ? *gen : default_generator();
   const uint64_t first = g.advance(uint64_t(numel_of(shape)));
-  const uint64_t range = uint64_t(high - low);
-  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return double(low + int64_t(g.bits(first + i) % range)); }),
+  const uint64_t range = uint64_t(high) - uint64_t(low);  // no signed overflow for wide ranges
+  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return int64_t(uint64_t(low) + g.bits(first + i) % range); }),
                 opt);
 }
 

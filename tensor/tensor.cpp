@@ -16,10 +16,16 @@ Tensor Tensor::make_view(const Tensor& base, Shape shape, Shape strides, int64_t
 }
 
 Tensor Tensor::allocate(const Shape& shape, DType dtype, Device device) {
+  int64_t numel = 1;
   for (int64_t d : shape)
     if (d < 0) throw std::invalid_argument("Tensor::allocate: negative dimension in shape " + shape_str(shape));
+  // Overflow of the element or byte count would otherwise allocate a wrong (small) block.
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(numel, d, &numel) || numel > INT64_MAX / int64_t(dtype_size(dtype)))
+      throw std::invalid_argument("Tensor::allocate: shape " + shape_str(shape) + " has too many elements for " +
+                                  dtype_name(dtype));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(numel_of(shape)) * dtype_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(size_t(numel) * dtype_size(dtype), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
@@ -54,7 +60,7 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   const auto& s = storage();
-  if (!s) return nullptr;
+  if (!s || !s->data()) return nullptr;  // empty storage: no offset arithmetic on a null pointer
   return static_cast<char*>(s->data()) + offset() * int64_t(dtype_size(dtype()));
 }
 

@@ -33,6 +33,12 @@ inline void set_num_threads(int n) {
 template <typename F>
 void parallel_for(int64_t n, int64_t grain, F&& f) {
   if (n <= 0) return;
+#ifdef _OPENMP
+  if (omp_in_parallel()) {  // nested: this thread does it all (no oversubscription)
+    f(int64_t(0), n);
+    return;
+  }
+#endif
   grain = std::max<int64_t>(grain, 1);
   const int64_t threads = num_threads();
   const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);

@@ -1,0 +1,101 @@
+// train.cpp - see train.h.
+#include "mila/train.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "autograd/function.h"
+#include "ops/binary.h"
+#include "ops/losses.h"
+#include "ops/reduce.h"
+#include "ops/unary.h"
+#include "tensor/factory.h"
+
+namespace mila {
+
+DynamicWeightAverage::DynamicWeightAverage(std::vector<std::string> tasks, double temperature)
+    : tasks_(std::move(tasks)), temperature_(temperature) {}
+
+void DynamicWeightAverage::record(const std::string& task, double loss) {
+  sum_[task] += loss;
+  count_[task] += 1;
+}
+
+void DynamicWeightAverage::end_epoch() {
+  std::map<std::string, double> means;
+  for (const std::string& t : tasks_) means[t] = count_[t] > 0 ? sum_[t] / count_[t] : 0.0;
+  epoch_means_.push_back(means);
+  sum_.clear();
+  count_.clear();
+}
+
+double DynamicWeightAverage::weight(const std::string& task) const {
+  if (epoch_means_.size() < 2) return 1.0;
+  const auto& last = epoch_means_[epoch_means_.size() - 1];
+  const auto& before = epoch_means_[epoch_means_.size() - 2];
+  double denom = 0;
+  for (const std::string& t : tasks_) denom += std::exp(last.at(t) / std::max(before.at(t), 1e-12) / temperature_);
+  return double(tasks_.size()) * std::exp(last.at(task) / std::max(before.at(task), 1e-12) / temperature_) / denom;
+}
+
+Tensor task_loss(const std::string& task, const Tensor& pred, const Batch& batch) {
+  const TensorOptions opt{pred.dtype(), pred.device()};
+  if (task == "seg") {
+    // A batch with no labelled pixel contributes 0 (SPEC 4.4), not PyTorch's NaN.
+    if (sum(ne(batch.seg, 255.0)).item<int64_t>() == 0) return mul(sum(pred), 0.0);
+    return cross_entropy(pred, batch.seg, 255);
+  }
+  if (task == "depth") return masked_l1_loss(pred, batch.depth, gt(batch.depth, 0.0));
+  if (task == "normal") {
+    const Tensor valid = gt(sum(abs(batch.normal), {1}), 0.0);  // a zero gt normal marks invalid
+    return normal_loss(pred, batch.normal, valid);
+  }
+  (void)opt;
+  throw std::invalid_argument("task_loss: no loss for task '" + task + "' (known: seg, depth, normal)");
+}
+
+LossTerms training_losses(Model& model, const Batch& batch, const DynamicWeightAverage* dwa) {
+  const Config& cfg = model.config();
+  const int64_t T = batch.frames.size(0), a = T - 1;
+  Model::ClipResult clip = model.forward_clip(batch.frames, batch.t0, /*heads_on_last_only=*/true);
+  LossTerms out;
+  Tensor total;
+  auto accumulate = [&](const Tensor& term) { total = total.defined() ? add(total, term) : term; };
+  for (const TaskSpec& t : cfg.tasks) {
+    const Tensor loss = task_loss(t.name, clip.outputs[size_t(a)].at(t.name), batch);
+    out.task[t.name] = loss;
+    double w = 1.0;
+    if (cfg.weighting == "dwa" && dwa) w = dwa->weight(t.name);
+    if (cfg.weighting == "uncertainty") {
+      // exp(-s_T) L_T + s_T with a learnable s_T ("uncertainty.<T>", starting at 0).
+      const Tensor s = model.uncertainty_for(t.name);
+      accumulate(add(mul(exp(neg(s)), loss), s));
+    } else {
+      accumulate(mul(loss, w));
+    }
+  }
+  if (cfg.mimic) {
+    // S from Slow without gradient, F from Fast with gradient, both of frame a; e_a is one
+    // of them already, the other is one extra encoder pass in training mode.
+    const bool a_is_key = model.is_keyframe(a, batch.t0);
+    const Tensor frame = batch.frames.select(0, a);
+    Tensor S, F;
+    if (a_is_key) {
+      S = clip.encodings[size_t(a)].detach();
+      F = model.encode(frame, /*keyframe=*/false);
+    } else {
+      F = clip.encodings[size_t(a)];
+      NoGradGuard no_grad;
+      S = model.encode(frame, /*keyframe=*/true);
+    }
+    out.l1 = l1_loss(F, S);
+    const Tensor real = model.discriminate(S), fake = model.discriminate(gradient_reversal(F, cfg.beta));
+    out.disc = add(bce_with_logits(real, ones_like(real)), bce_with_logits(fake, zeros_like(fake)));
+    accumulate(mul(out.l1, cfg.alpha));
+    accumulate(out.disc);
+  }
+  out.total = total;
+  return out;
+}
+
+}  // namespace mila

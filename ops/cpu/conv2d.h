@@ -1,0 +1,70 @@
+// CPU kernels of conv2d (ops/conv2d.h): the fast path (im2col + GEMM, ops/cpu/conv2d.cpp)
+// and the plain reference loops the tests compare it with (ops/cpu/conv2d_reference.cpp).
+//
+// Every tensor here is contiguous, of one floating dtype (float32 or float64), shaped
+//   x / dx           [N, Cin, H, W]
+//   weight / dweight [Cout, Cin / groups, kh, kw]
+//   bias / dbias     [Cout]
+//   out / dout       [N, Cout, OH, OW]
+// Sizes and validity are checked by the caller (ops/conv2d.cpp); outputs are overwritten.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/tensor.h"
+
+namespace mila::cpu {
+
+// Every size a kernel needs, derived once from the shapes and Conv2dParams.
+struct Conv2dGeometry {
+  int64_t N, Cin, H, W;       // input
+  int64_t Cout, kh, kw;       // weight [Cout, Cin / groups, kh, kw]
+  int64_t OH, OW;             // output
+  int64_t sh, sw;             // stride
+  int64_t ph, pw;             // zero padding
+  int64_t dh, dw;             // dilation
+  int64_t groups;
+
+  int64_t cin_g() const { return Cin / groups; }     // input channels per group
+  int64_t cout_g() const { return Cout / groups; }   // output channels per group
+  int64_t k() const { return cin_g() * kh * kw; }    // rows of the im2col matrix (GEMM depth)
+  int64_t ohw() const { return OH * OW; }
+  // A 1x1 kernel with stride 1 and no padding: the input plane is already the im2col matrix.
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+};
+
+// ---- the kernels that ship: each picks the fastest version for the shapes and dtype ------
+// out = conv(x, weight) + bias; bias may be undefined.
+void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                    const Conv2dGeometry& g);
+// dx from dout and weight.
+void conv2d_backward_input(const Tensor& dx, const Tensor& dout, const Tensor& weight, const Conv2dGeometry& g);
+// dweight from dout and x (summed over the batch).
+void conv2d_backward_weight(const Tensor& dweight, const Tensor& dout, const Tensor& x, const Conv2dGeometry& g);
+// dbias[o] = sum over n, oh, ow of dout[n, o, oh, ow].
+void conv2d_backward_bias(const Tensor& dbias, const Tensor& dout, const Conv2dGeometry& g);
+
+// ---- kernel versions, for the tests and the benchmark (the launchers above pick) ----------
+// Version 1, any floating dtype, any build: im2col + GEMM (ops/cpu/conv2d.cpp).
+void conv2d_forward_im2col(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                           const Conv2dGeometry& g);
+void conv2d_backward_input_im2col(const Tensor& dx, const Tensor& dout, const Tensor& weight,
+                                  const Conv2dGeometry& g);
+// Version 2, float32 in builds with AVX-512 (conv2d_direct_available()): direct convolution
+// without an im2col matrix (ops/cpu/conv2d_direct.cpp). The input backward needs stride 1.
+bool conv2d_direct_available();
+void conv2d_forward_direct(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                           const Conv2dGeometry& g);
+void conv2d_backward_input_direct(const Tensor& dx, const Tensor& dout, const Tensor& weight,
+                                  const Conv2dGeometry& g);
+
+// ---- reference loops (ops/cpu/conv2d_reference.cpp): the formulas of ops/conv2d.h, one
+// output element at a time, summed in double, single-threaded. The tests' oracle. --------
+void conv2d_reference(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                      const Conv2dGeometry& g);
+void conv2d_backward_input_reference(const Tensor& dx, const Tensor& dout, const Tensor& weight,
+                                     const Conv2dGeometry& g);
+void conv2d_backward_weight_reference(const Tensor& dweight, const Tensor& dout, const Tensor& x,
+                                      const Conv2dGeometry& g);
+
+}  // namespace mila::cpu

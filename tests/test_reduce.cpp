@@ -1,0 +1,455 @@
+// test_reduce.cpp - the reductions of ops/reduce.h: sum, mean, var, max (along a dim and over
+// everything) and argmax.
+//
+// The oracle groups the input's elements by output position with a plain loop written here
+// (`groups`), then sums, averages, takes the variance or the maximum of each group in float64.
+// Gradients are checked against the formulas and by float64 finite differences; the edge cases
+// are PyTorch's (ties, NaN, N = 1, empty tensors, 0-d tensors); results must not depend on the
+// thread count.
+//
+// Shape legend: x the input [3, 4, 5] unless said; dims the reduced dims; out x's shape without
+// them (or with 1s in their place with keepdim).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "ops/cpu/parallel.h"
+#include "ops/op_list.h"
+#include "tests/test_util.h"
+
+using namespace mila;
+using test::check_close;
+using test::gradcheck;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+Shape unravel(int64_t e, const Shape& shape) {
+  Shape idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = e % shape[d];
+    e /= shape[d];
+  }
+  return idx;
+}
+
+// Values from a fixed seed in [lo, hi).
+Tensor draw(const Shape& shape, double lo = -1, double hi = 1, uint64_t seed = 7) {
+  Generator gen(seed);
+  return add(mul(rand(shape, {DType::Float64}, &gen), hi - lo), lo);
+}
+
+Tensor transposed_layout(const Tensor& x) {
+  Shape rev;
+  for (int64_t d = x.dim() - 1; d >= 0; --d) rev.push_back(d);
+  return x.permute(rev).contiguous().permute(rev);
+}
+
+// The reduction's oracle: the values of x (row-major) grouped by output element. dims may be
+// negative or unsorted; an empty list means every dim (as the library's convention).
+struct Groups {
+  Shape out_shape;                         // with or without keepdim, as asked
+  std::vector<std::vector<double>> values; // values[o]: x's elements that reduce into o, in order
+};
+Groups groups(const Tensor& x, const Shape& dims, bool keepdim) {
+  std::vector<bool> reduced(size_t(x.dim()), dims.empty());
+  for (int64_t d : dims) reduced[size_t(d < 0 ? d + x.dim() : d)] = true;
+  Groups g;
+  Shape kept_shape;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (!reduced[size_t(d)]) kept_shape.push_back(x.size(d));
+    if (!reduced[size_t(d)] || keepdim) g.out_shape.push_back(reduced[size_t(d)] ? 1 : x.size(d));
+  }
+  g.values.resize(size_t(numel_of(kept_shape)));
+  for (int64_t e = 0; e < x.numel(); ++e) {
+    const Shape idx = unravel(e, x.shape());
+    int64_t o = 0;
+    for (int64_t d = 0; d < x.dim(); ++d)
+      if (!reduced[size_t(d)]) o = o * x.size(d) + idx[size_t(d)];
+    g.values[size_t(o)].push_back(test::at(x, e));
+  }
+  return g;
+}
+
+// Applies f to every group: the expected result as a float64 tensor.
+Tensor reduce_ref(const Tensor& x, const Shape& dims, bool keepdim, const std::function<double(const std::vector<double>&)>& f) {
+  const Groups g = groups(x, dims, keepdim);
+  std::vector<double> out;
+  for (const auto& v : g.values) out.push_back(f(v));
+  return from_vector(out, g.out_shape);
+}
+
+double sum_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double a : v) s += a;
+  return s;
+}
+double mean_of(const std::vector<double>& v) { return sum_of(v) / double(v.size()); }
+double var_of(const std::vector<double>& v, bool unbiased) {
+  const double m = mean_of(v);
+  double s = 0;
+  for (double a : v) s += (a - m) * (a - m);
+  return s / (double(v.size()) - (unbiased ? 1 : 0));
+}
+
+// Every way of choosing dims of a 3-d tensor, in several spellings.
+const std::vector<Shape> kDimLists = {{0}, {1}, {2}, {-1}, {-3}, {0, 2}, {2, 0}, {-1, 0}, {1, 2}, {0, 1, 2}, {}};
+
+// x in the layouts every reduction must read correctly.
+std::vector<std::pair<const char*, Tensor>> layouts(const Tensor& x) {
+  return {{"contiguous", x}, {"non-contiguous", test::noncontiguous(x)}, {"transposed layout", transposed_layout(x)}};
+}
+
+// Restores the thread count a test changed.
+struct ThreadCountGuard {
+  int saved = cpu::num_threads();
+  ~ThreadCountGuard() { cpu::set_num_threads(saved); }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- sum
+
+TEST_CASE("sum") {
+  const Tensor x = draw({3, 4, 5});
+  SUBCASE("over every choice of dims, keepdim or not, in every layout, float64 and float32") {
+    for (const Shape& dims : kDimLists) {
+      for (bool keep : {false, true}) {
+        INFO("dims " << shape_str(dims) << " keepdim " << keep);
+        const Tensor expect = reduce_ref(x, dims, keep, sum_of);
+        for (const auto& [name, xl] : layouts(x)) check_close(sum(xl, dims, keep), expect, 1e-14, 1e-13, name);
+        const Tensor x32 = x.to(DType::Float32);
+        const Tensor s32 = sum(test::noncontiguous(x32), dims, keep);
+        CHECK(s32.dtype() == DType::Float32);
+        // Accumulated in double, rounded once: within an ulp of the exact sum of the float inputs.
+        check_close(s32, reduce_ref(x32, dims, keep, sum_of), 1e-7, 1e-6, "float32");
+      }
+    }
+    check_close(sum(x), reduce_ref(x, {}, false, sum_of), 1e-14, 1e-13, "sum(x)");
+    CHECK(sum(x).dim() == 0);
+  }
+  SUBCASE("gradient: dout broadcast back over the reduced dims") {
+    for (const Shape& dims : kDimLists) {
+      for (bool keep : {false, true}) {
+        INFO("dims " << shape_str(dims) << " keepdim " << keep);
+        Tensor leaf = test::noncontiguous(x).detach().requires_grad_();
+        const Tensor y = sum(leaf, dims, keep);
+        const Tensor w = test::uniform(y.shape());
+        y.backward(w);
+        // d sum(w * y) / dx[i] = w at i's output position.
+        const Tensor w_keep = w.reshape(reduce_ref(x, dims, true, sum_of).shape());
+        check_close(leaf.grad(), add(zeros({3, 4, 5}, {DType::Float64}), w_keep), 0, 0);
+        gradcheck([&](const std::vector<Tensor>& in) { return sum(in[0], dims, keep); }, {transposed_layout(x)});
+      }
+    }
+    gradcheck([](const std::vector<Tensor>& in) { return sum(in[0], {1}); }, {draw({3, 1, 5})});
+    gradcheck([](const std::vector<Tensor>& in) { return sum(in[0], {0}, true); }, {draw({1, 4})});
+    gradcheck([](const std::vector<Tensor>& in) { return sum(in[0]); }, {draw({})});
+  }
+  SUBCASE("0-d and empty tensors") {
+    CHECK(sum(scalar_tensor(2.5, {DType::Float64})).item<double>() == 2.5);
+    CHECK(sum(scalar_tensor(2.5), {0}).item<double>() == 2.5);   // PyTorch allows dim 0 / -1 on a 0-d tensor
+    CHECK(sum(scalar_tensor(2.5), {-1}, true).dim() == 0);
+    CHECK(sum(zeros({0, 3})).item<double>() == 0.0);
+    check_close(sum(zeros({0, 3}), {0}), zeros({3}), 0, 0);
+    CHECK(sum(zeros({0, 3}), {1}).shape() == Shape{0});
+    CHECK(sum(zeros({2, 0, 3}), {1}, true).shape() == Shape{2, 1, 3});
+  }
+  SUBCASE("integer sums are exact int64; uint8 masks sum in int64 without wrapping") {
+    const int64_t big = (int64_t(1) << 60) + 1;  // not representable in float64
+    const Tensor i = from_vector(std::vector<int64_t>{big, 1, -3, 5, 7, 11}, {2, 3});
+    CHECK(sum(i).dtype() == DType::Int64);
+    CHECK(sum(i).item<int64_t>() == big + 1 - 3 + 5 + 7 + 11);
+    const Tensor rows = sum(i, {1});
+    CHECK(rows.dtype() == DType::Int64);
+    CHECK(rows.data<int64_t>()[0] == big + 1 - 3);
+    CHECK(rows.data<int64_t>()[1] == 23);
+    const Tensor mask = full({1000}, 255, {DType::UInt8});
+    CHECK(sum(mask).dtype() == DType::Int64);
+    CHECK(sum(mask).item<int64_t>() == 255000);
+    CHECK(sum(test::noncontiguous(mask).reshape({10, 100}), {1}).data<int64_t>()[9] == 25500);
+  }
+  SUBCASE("float32 accumulates in double") {
+    // In float, 1e8 + 1 rounds back to 1e8 and the sum would be 0.
+    CHECK(sum(tensor({1e8, 1, -1e8}, {DType::Float32})).item<double>() == 1.0);
+    const Tensor tenths = full({100000}, 0.1, {DType::Float32});
+    CHECK(sum(tenths).item<double>() == doctest::Approx(100000 * double(0.1f)).epsilon(1e-7));
+  }
+  SUBCASE("misuse: dim out of range, repeated dim") {
+    test::check_throws_with([&] { (void)sum(x, {3}); }, {"sum", "dim 3", "[3, 4, 5]"});
+    test::check_throws_with([&] { (void)sum(x, {-4}); }, {"sum", "[3, 4, 5]"});
+    CHECK_THROWS_AS((void)sum(x, {3}), std::out_of_range);
+    test::check_throws_with([&] { (void)sum(x, {1, -2}); }, {"sum", "repeats", "[3, 4, 5]"});
+    test::check_throws_with([&] { (void)sum(scalar_tensor(1), {1}); }, {"sum", "dim 1", "[]"});
+  }
+}
+
+// ---------------------------------------------------------------- mean
+
+TEST_CASE("mean") {
+  const Tensor x = draw({3, 4, 5}, -1, 1, 8);
+  SUBCASE("over every choice of dims, keepdim or not, float64 and float32") {
+    for (const Shape& dims : kDimLists) {
+      for (bool keep : {false, true}) {
+        INFO("dims " << shape_str(dims) << " keepdim " << keep);
+        const Tensor expect = reduce_ref(x, dims, keep, mean_of);
+        for (const auto& [name, xl] : layouts(x)) check_close(mean(xl, dims, keep), expect, 1e-15, 1e-13, name);
+        const Tensor x32 = x.to(DType::Float32);
+        check_close(mean(x32, dims, keep), reduce_ref(x32, dims, keep, mean_of), 1e-7, 1e-6, "float32");
+        gradcheck([&](const std::vector<Tensor>& in) { return mean(in[0], dims, keep); }, {test::noncontiguous(x)});
+      }
+    }
+    check_close(mean(x), reduce_ref(x, {}, false, mean_of), 1e-15, 1e-13, "mean(x)");
+    gradcheck([](const std::vector<Tensor>& in) { return mean(in[0]); }, {draw({})});
+  }
+  SUBCASE("the gradient is dout / count") {
+    Tensor leaf = x.detach().requires_grad_();
+    mean(leaf, {0, 2}).backward(ones({4}, {DType::Float64}));
+    check_close(leaf.grad(), full({3, 4, 5}, 1.0 / 15, {DType::Float64}), 1e-16, 1e-15);
+  }
+  SUBCASE("an empty mean is nan (0 / 0), as PyTorch") {
+    CHECK(std::isnan(mean(zeros({0, 3})).item<double>()));
+    CHECK(std::isnan(test::at(mean(zeros({0, 3}), {0}), 2)));
+  }
+  SUBCASE("misuse: integer input, dim out of range") {
+    test::check_throws_with([] { (void)mean(ones({2, 3}, {DType::Int64})); }, {"mean", "int64", "[2, 3]"});
+    test::check_throws_with([] { (void)mean(ones({2}, {DType::UInt8})); }, {"mean", "uint8"});
+    test::check_throws_with([&] { (void)mean(x, {5}); }, {"mean", "dim 5", "[3, 4, 5]"});
+  }
+}
+
+// ---------------------------------------------------------------- var
+
+TEST_CASE("var") {
+  const Tensor x = draw({3, 4, 5}, -1, 1, 9);
+  SUBCASE("unbiased and biased, over every choice of dims, keepdim or not") {
+    for (bool unbiased : {true, false}) {
+      for (const Shape& dims : kDimLists) {
+        for (bool keep : {false, true}) {
+          INFO("dims " << shape_str(dims) << " keepdim " << keep << " unbiased " << unbiased);
+          const auto f = [&](const std::vector<double>& v) { return var_of(v, unbiased); };
+          const Tensor expect = reduce_ref(x, dims, keep, f);
+          for (const auto& [name, xl] : layouts(x)) check_close(var(xl, dims, unbiased, keep), expect, 1e-15, 1e-12, name);
+          const Tensor x32 = x.to(DType::Float32);
+          // float32: the centered squares are formed in float, so a few ulp per term.
+          check_close(var(x32, dims, unbiased, keep), reduce_ref(x32, dims, keep, f), 1e-6, 1e-5, "float32");
+        }
+      }
+      check_close(var(x, unbiased), reduce_ref(x, {}, false, [&](const std::vector<double>& v) { return var_of(v, unbiased); }),
+                  1e-15, 1e-12, "var(x)");
+    }
+  }
+  SUBCASE("gradcheck: d var / dx = 2 (x - mean) / (N - unbiased)") {
+    for (bool unbiased : {true, false}) {
+      gradcheck([&](const std::vector<Tensor>& in) { return var(in[0], {1}, unbiased); }, {test::noncontiguous(x)});
+      gradcheck([&](const std::vector<Tensor>& in) { return var(in[0], {0, 2}, unbiased, true); }, {transposed_layout(x)});
+      gradcheck([&](const std::vector<Tensor>& in) { return var(in[0], unbiased); }, {draw({2, 3})});
+    }
+  }
+  SUBCASE("var(x, {1}) reduces over dim 1 (the braced list is dims, not a bool)") {
+    check_close(var(x, {1}), reduce_ref(x, {1}, false, [](const std::vector<double>& v) { return var_of(v, true); }),
+                1e-15, 1e-12);
+    check_close(var(x, {0}), var(x, Shape{0}, true, false), 0, 0);
+    CHECK(var(x, true).dim() == 0);
+  }
+  SUBCASE("two passes: a large common offset does not destroy the variance") {
+    const Tensor shifted = add(x, 1e6);
+    check_close(var(shifted, {2}), var(x, {2}), 1e-9, 1e-7);
+  }
+  SUBCASE("N = 1: unbiased gives nan (0 / 0), biased gives 0, as PyTorch") {
+    CHECK(std::isnan(var(tensor({3}, {DType::Float64})).item<double>()));
+    CHECK(var(tensor({3}, {DType::Float64}), false).item<double>() == 0.0);
+    const Tensor per_row = var(draw({4, 1}), {1});
+    for (double v : test::values(per_row)) CHECK(std::isnan(v));
+    CHECK(std::isnan(var(scalar_tensor(1.0, {DType::Float64})).item<double>()));
+  }
+  SUBCASE("misuse: integer input, dim out of range") {
+    test::check_throws_with([] { (void)var(ones({2, 3}, {DType::Int64})); }, {"var", "int64", "[2, 3]"});
+    test::check_throws_with([&] { (void)var(x, {3}); }, {"var", "dim 3", "[3, 4, 5]"});
+  }
+}
+
+// ---------------------------------------------------------------- max along a dim, argmax
+
+namespace {
+
+// The first maximum of v and its index, NaN counting as larger than everything (PyTorch).
+std::pair<double, int64_t> first_max(const std::vector<double>& v) {
+  size_t best = 0;
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (std::isnan(v[best])) break;
+    if (std::isnan(v[i]) || v[i] > v[best]) best = i;
+  }
+  return {v[best], int64_t(best)};
+}
+
+}  // namespace
+
+TEST_CASE("max along a dim") {
+  // Small integers as values: many ties, so "the first index wins" is exercised everywhere.
+  Generator gen(4);
+  const Tensor x = randint(0, 4, {3, 4, 5}, {DType::Int64}, &gen).to(DType::Float64);
+  SUBCASE("values and indices against a loop: every dim, keepdim, layouts, dtypes") {
+    for (int64_t dim : {0, 1, 2, -1, -3}) {
+      for (bool keep : {false, true}) {
+        INFO("dim " << dim << " keepdim " << keep);
+        const Tensor ev = reduce_ref(x, {dim}, keep, [](const std::vector<double>& v) { return first_max(v).first; });
+        const Tensor ei = reduce_ref(x, {dim}, keep, [](const std::vector<double>& v) { return double(first_max(v).second); });
+        for (DType dt : {DType::Float64, DType::Float32, DType::Int64}) {
+          for (const auto& [name, xl] : layouts(x.to(dt))) {
+            INFO(name << " " << dtype_name(dt));
+            const ValuesIndices m = max(xl, dim, keep);
+            CHECK(m.values.dtype() == dt);
+            CHECK(m.indices.dtype() == DType::Int64);
+            check_close(m.values, ev, 0, 0, "values");
+            check_close(m.indices, ei, 0, 0, "indices");
+            check_close(argmax(xl, dim, keep), ei, 0, 0, "argmax");
+          }
+        }
+      }
+    }
+  }
+  SUBCASE("the gradient goes to the first maximal index only") {
+    Tensor leaf = tensor({1, 3, 3, 2, 5, 5, 0, -1, 9}, {DType::Float64}).reshape({3, 3}).detach().requires_grad_();
+    const ValuesIndices m = max(leaf, 1);
+    CHECK(test::values(m.indices) == std::vector<double>{1, 1, 2});
+    CHECK_FALSE(m.indices.requires_grad());
+    m.values.backward(tensor({10, 20, 30}, {DType::Float64}));
+    CHECK(test::values(leaf.grad()) == std::vector<double>{0, 10, 0, 0, 20, 0, 0, 0, 30});
+    // Random values (no ties, no kinks within eps): finite differences agree.
+    const Tensor r = draw({3, 4, 5}, -1, 1, 10);
+    for (int64_t dim : {0, 1, 2}) {
+      gradcheck([&](const std::vector<Tensor>& in) { return max(in[0], dim).values; }, {test::noncontiguous(r)});
+      gradcheck([&](const std::vector<Tensor>& in) { return max(in[0], dim, true).values; }, {transposed_layout(r)});
+    }
+    gradcheck([](const std::vector<Tensor>& in) { return max(in[0], 0).values; }, {draw({1, 4})});
+  }
+  SUBCASE("NaN wins, at its first position, and takes the gradient") {
+    const Tensor n = tensor({1, kNaN, 3, kNaN, 0, 7}, {DType::Float32}).reshape({2, 3});
+    const ValuesIndices m = max(n, 1);
+    CHECK(std::isnan(test::at(m.values, 0)));
+    CHECK(test::at(m.indices, 0) == 1);
+    CHECK(std::isnan(test::at(m.values, 1)));
+    CHECK(test::at(m.indices, 1) == 0);
+    CHECK(max(tensor({kNaN, 5}, {DType::Float64}), 0).indices.item<int64_t>() == 0);
+    Tensor leaf = tensor({2, kNaN, kNaN}, {DType::Float64}).requires_grad_();
+    max(leaf, 0).values.backward();
+    CHECK(test::at(leaf.grad(), 0) == 0);
+    CHECK(test::at(leaf.grad(), 1) == 1);
+    CHECK(test::at(leaf.grad(), 2) == 0);
+    CHECK(test::at(max(tensor({-kInf, -kInf}, {DType::Float64}), 0).indices, 0) == 0);
+  }
+  SUBCASE("size-1 and 0-d inputs") {
+    const ValuesIndices one = max(draw({4, 1}), 1, true);
+    CHECK(one.values.shape() == Shape{4, 1});
+    CHECK(test::values(one.indices) == std::vector<double>{0, 0, 0, 0});
+    const ValuesIndices s = max(scalar_tensor(3.5, {DType::Float64}), 0);  // PyTorch allows dim 0 / -1 on 0-d
+    CHECK(s.values.dim() == 0);
+    CHECK(s.values.item<double>() == 3.5);
+    CHECK(s.indices.item<int64_t>() == 0);
+    CHECK(argmax(scalar_tensor(3.5), -1).item<int64_t>() == 0);
+  }
+  SUBCASE("misuse: dim out of range, an empty dim, uint8") {
+    test::check_throws_with([&] { (void)max(x, 3); }, {"max", "dim 3", "[3, 4, 5]"});
+    CHECK_THROWS_AS((void)max(x, -4), std::out_of_range);
+    test::check_throws_with([] { (void)max(zeros({2, 0}), 1); }, {"max", "[2, 0]"});
+    test::check_throws_with([&] { (void)argmax(x, 7); }, {"max", "[3, 4, 5]"});
+    test::check_throws_with([] { (void)max(scalar_tensor(1), 1); }, {"max", "dim 1", "[]"});
+  }
+}
+
+TEST_CASE("max over all elements") {
+  SUBCASE("value against a loop, every layout, float32 and int64") {
+    const Tensor x = draw({3, 4, 5}, -1, 1, 11);
+    const double expect = first_max(test::values(x)).first;
+    for (const auto& [name, xl] : layouts(x)) {
+      INFO(name);
+      CHECK(max(xl).dim() == 0);
+      CHECK(max(xl).item<double>() == expect);
+      CHECK(max(xl.to(DType::Float32)).item<double>() == double(float(expect)));
+    }
+    CHECK(max(from_vector(std::vector<int64_t>{-5, 9, 2}, {3})).item<int64_t>() == 9);
+    CHECK(max(scalar_tensor(-2.0, {DType::Float64})).item<double>() == -2.0);
+  }
+  SUBCASE("ties split the gradient evenly (PyTorch's max())") {
+    Tensor x = tensor({1, 4, 4, 2, 4, 0}, {DType::Float64}).reshape({2, 3}).detach().requires_grad_();
+    const Tensor m = max(x);
+    CHECK(m.item<double>() == 4);
+    m.backward(scalar_tensor(6.0, {DType::Float64}));
+    CHECK(test::values(x.grad()) == std::vector<double>{0, 2, 2, 0, 2, 0});
+    gradcheck([](const std::vector<Tensor>& in) { return max(in[0]); }, {test::noncontiguous(draw({3, 4, 5}, -1, 1, 12))});
+    gradcheck([](const std::vector<Tensor>& in) { return max(in[0]); }, {draw({})});
+  }
+  SUBCASE("NaN wins, and the NaN elements share the gradient (PyTorch)") {
+    CHECK(std::isnan(max(tensor({1, kNaN, 3}, {DType::Float32})).item<double>()));
+    Tensor x = tensor({1, kNaN, 3, kNaN}, {DType::Float64}).requires_grad_();
+    max(x).backward();
+    CHECK(test::values(x.grad()) == std::vector<double>{0, 0.5, 0, 0.5});
+  }
+  SUBCASE("an empty tensor has no maximum") {
+    test::check_throws_with([] { (void)max(zeros({0, 3})); }, {"max", "[0, 3]"});
+    test::check_throws_with([] { (void)argmax(zeros({0})); }, {"argmax", "[0]"});
+  }
+}
+
+TEST_CASE("argmax over all elements: the index into the flattened tensor") {
+  const Tensor x = tensor({1, 7, 3, 7, 0, -2}, {DType::Float64}).reshape({2, 3});
+  CHECK(argmax(x).item<int64_t>() == 1);  // first of the tied maxima
+  CHECK(argmax(x).dtype() == DType::Int64);
+  CHECK(argmax(x).dim() == 0);
+  // Row-major order of the logical tensor, whatever the layout.
+  const Tensor y = tensor({1, 2, 3, 9, 0, -2}, {DType::Float64}).reshape({2, 3});
+  CHECK(argmax(y).item<int64_t>() == 3);
+  CHECK(argmax(y.t()).item<int64_t>() == 1);  // y.t() = [[1, 9], [2, 0], [3, -2]]
+  CHECK(argmax(tensor({0, kNaN, 5}, {DType::Float32})).item<int64_t>() == 1);
+  CHECK(argmax(scalar_tensor(4)).item<int64_t>() == 0);
+  const Tensor r = draw({3, 4, 5}, -1, 1, 13);
+  const std::vector<double> v = test::values(r);
+  CHECK(argmax(test::noncontiguous(r)).item<int64_t>() == int64_t(std::max_element(v.begin(), v.end()) - v.begin()));
+}
+
+// ---------------------------------------------------------------- threads
+
+TEST_CASE("reductions give the same bits on 1 and 2 threads") {
+  ThreadCountGuard guard;
+  Generator gen(21);
+  const Tensor big = rand({300001}, {DType::Float32}, &gen);              // one long reduction, chunked
+  const Tensor wide = rand({300, 1001}, {DType::Float32}, &gen);          // rows path (sum over dim 0)
+  const Tensor tall = rand({1001, 300}, {DType::Float64}, &gen);          // many outputs, general path
+  auto results = [&] {
+    return std::vector<std::vector<double>>{test::values(sum(big)),
+                                            test::values(sum(test::noncontiguous(big))),
+                                            test::values(sum(wide, {0})),
+                                            test::values(sum(wide, {1})),
+                                            test::values(sum(tall.t(), {1})),
+                                            test::values(mean(tall, {0, 1})),
+                                            test::values(var(wide, {0})),
+                                            test::values(max(wide, 0).values),
+                                            test::values(max(wide, 1).indices)};
+  };
+  cpu::set_num_threads(1);
+  const auto one = results();
+  cpu::set_num_threads(2);
+  const auto two = results();
+  REQUIRE(one.size() == two.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("result " << i);
+    CHECK(one[i] == two[i]);  // bitwise: operator== on doubles converted exactly from float/double
+  }
+  // And the chunked long sum is still accurate.
+  double ref = 0;
+  for (double v : test::values(big)) ref += v;
+  CHECK(one[0][0] == doctest::Approx(ref).epsilon(1e-7));
+}
+
+TEST_CASE("reductions have a CUDA slot that answers clearly") {
+  for (Op op : {Op::sum, Op::max, Op::argmax}) {
+    INFO(op_name(op));
+    CHECK(supports(op, Device::cpu()));
+    if (!supports(op, Device::cuda()))
+      test::check_throws_with([&] { check_supported(op, Device::cuda()); }, {op_name(op), "CUDA"});
+  }
+}
