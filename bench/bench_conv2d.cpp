@@ -6,7 +6,9 @@
 //   bwd_weights dweight from dout and x
 //
 //   mila   : mila::cpu::conv2d_forward / conv2d_backward_input / conv2d_backward_weight, the
-//            kernels that ship (ops/cpu/conv2d.cpp), on NCHW tensors allocated once.
+//            launchers that ship (ops/cpu/conv2d.h: each picks the im2col + GEMM or the
+//            direct kernel version), on NCHW tensors allocated once; the per-call packing of
+//            the weights and copy of the input are timed.
 //   oneDNN : convolution_forward (forward_training) / convolution_backward_data /
 //            convolution_backward_weights, algorithm::convolution_direct, in two layouts:
 //     onednn_any  every memory descriptor created with format_tag::any: oneDNN picks its
@@ -21,7 +23,9 @@
 //            The label of each oneDNN row names the implementation oneDNN chose.
 //
 // Counter: GFLOP/s = 2 * N * Cout * OH * OW * (Cin / groups) * kh * kw / time, the same
-// count for all three passes (each is one multiply-add per term of the forward sum).
+// count for all three passes (each is one multiply-add per term of the forward sum), taps in
+// the zero padding included (both libraries skip some of them, so the counter can exceed
+// the FMA peak on padded, dilated shapes).
 // Read it against BM_fma_peak in bench_peak.cpp (the measured fp32 FMA peak).
 //
 // Shapes: the convolutions of MILA's dilated ResNet backbones at 288x384 input (names as in
@@ -32,13 +36,9 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include <cmath>
-#include <cstdio>
 #include <oneapi/dnnl/dnnl.hpp>
-#include <stdexcept>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 #include "ops/conv2d.h"
 #include "ops/cpu/conv2d.h"

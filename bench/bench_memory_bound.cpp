@@ -17,8 +17,10 @@
 // losses are negligible and not counted). Per benchmark, with n = elements of x:
 //   batch_norm      fwd: x read, y written = 8n          bwd: x, dy read, dx written = 12n
 //   bilinear        fwd: in read, out written            bwd: dout read, dx written
-//   cross_entropy   fwd: logits, labels read             bwd: logits, labels read, dlogits written
-//                   fwd+bwd (fused ideal): logits, labels read once, dlogits written once
+//   cross_entropy   fwd (no grad): logits, labels read
+//                   fwd+bwd: logits, labels read once, dlogits written once (the forward
+//                   writes the gradient; the backward returns it for dout = 1, else scales it:
+//                   dlogits read and written)
 //   normalize       fwd: 8n                              bwd: x, dy read, dx written = 12n
 //   channel_gate    fwd: 8n (+ gate)                     bwd: x, dy read, dx written = 12n
 //   bce_with_logits fwd: x, t read = 8n                  bwd: x, t read, dx written = 12n
@@ -54,7 +56,12 @@ namespace {
 
 using namespace mila;
 
-constexpr int kThreads = 2;
+constexpr int kThreads = 2;  // MILA_BENCH_THREADS overrides (e.g. 1, against BM_stream_copy/threads:1)
+
+int threads() {
+  if (const char* env = std::getenv("MILA_BENCH_THREADS")) return std::atoi(env);
+  return kThreads;
+}
 // GB/s of bench_peak's BM_stream_copy with 2 threads, measured on the reference machine
 // (2-core AMD EPYC Zen 4) for this file's section of bench/RESULTS.md.
 constexpr double kReferenceBandwidthGBs = 32.6;
@@ -75,7 +82,7 @@ void set_counters(benchmark::State& state, double floor_bytes) {
 // Times f (after one warm-up call) and sets the counters for `floor_bytes` per call.
 template <typename F>
 void run(benchmark::State& state, double floor_bytes, F&& f) {
-  cpu::set_num_threads(kThreads);
+  cpu::set_num_threads(threads());
   f();
   for (auto _ : state) {
     f();
@@ -168,7 +175,7 @@ constexpr int64_t kCeN = 4, kCeK = 13, kCeH = 288, kCeW = 384, kCeS = kCeH * kCe
 
 struct CrossEntropyProblem {
   Tensor logits = random({kCeN, kCeK, kCeS}, 1);
-  Tensor target, lse = zeros({kCeN, kCeS}), dlogits = zeros({kCeN, kCeK, kCeS});
+  Tensor target, dlogits = zeros({kCeN, kCeK, kCeS});
   CrossEntropyProblem() {
     Generator gen(3);
     target = randint(0, kCeK, {kCeN, kCeS}, {DType::Int64}, &gen);
@@ -179,37 +186,35 @@ struct CrossEntropyProblem {
   double label_bytes() const { return 8.0 * double(target.numel()); }
 };
 
+// The loss alone (evaluation: no gradient wanted).
 void BM_cross_entropy_fwd_kernel(benchmark::State& state) {
   CrossEntropyProblem p;
   run(state, p.logit_bytes() + p.label_bytes(), [&] {
-    benchmark::DoNotOptimize(cpu::cross_entropy_forward(p.lse, p.logits, p.target, 255).loss_sum);
+    const cpu::CrossEntropyTargets t = cpu::cross_entropy_targets(p.target, kCeK, 255);
+    benchmark::DoNotOptimize(cpu::cross_entropy_forward(Tensor(), p.logits, p.target, 255, 1.0 / double(t.count)));
   });
 }
-void BM_cross_entropy_bwd_kernel(benchmark::State& state) {
-  CrossEntropyProblem p;
-  cpu::cross_entropy_forward(p.lse, p.logits, p.target, 255);
-  run(state, 2 * p.logit_bytes() + p.label_bytes(),
-      [&] { cpu::cross_entropy_backward(p.dlogits, p.logits, p.target, p.lse, 255, 1e-6); });
-}
-// Both kernels back to back, against the fused ideal (logits and labels read once).
+// The loss and its gradient (training: Note [fused cross-entropy gradient] in ops/losses.cpp),
+// against the fused ideal: logits and labels read once, the gradient written once.
 void BM_cross_entropy_fwdbwd_kernel(benchmark::State& state) {
   CrossEntropyProblem p;
   run(state, 2 * p.logit_bytes() + p.label_bytes(), [&] {
-    cpu::cross_entropy_forward(p.lse, p.logits, p.target, 255);
-    cpu::cross_entropy_backward(p.dlogits, p.logits, p.target, p.lse, 255, 1e-6);
+    const cpu::CrossEntropyTargets t = cpu::cross_entropy_targets(p.target, kCeK, 255);
+    benchmark::DoNotOptimize(cpu::cross_entropy_forward(p.dlogits, p.logits, p.target, 255, 1.0 / double(t.count)));
   });
 }
-void BM_cross_entropy_op_fwd(benchmark::State& state) {
+void BM_cross_entropy_op_fwd(benchmark::State& state) {  // logits requiring grad: the gradient is made here
   CrossEntropyProblem p;
   Tensor logits = p.logits.view({kCeN, kCeK, kCeH, kCeW}).detach().requires_grad_();
   const Tensor target = p.target.view({kCeN, kCeH, kCeW});
-  run(state, p.logit_bytes() + p.label_bytes(), [&] { benchmark::DoNotOptimize(cross_entropy(logits, target)); });
+  run(state, 2 * p.logit_bytes() + p.label_bytes(), [&] { benchmark::DoNotOptimize(cross_entropy(logits, target)); });
 }
+// dout = 1 hands the forward's gradient back; another dout scales it (one read and write).
 void BM_cross_entropy_op_bwd(benchmark::State& state) {
   CrossEntropyProblem p;
   Tensor logits = p.logits.view({kCeN, kCeK, kCeH, kCeW}).detach().requires_grad_();
   const Tensor loss = cross_entropy(logits, p.target.view({kCeN, kCeH, kCeW}));
-  run_node_backward(state, 2 * p.logit_bytes() + p.label_bytes(), loss, ones({}));
+  run_node_backward(state, 2 * p.logit_bytes(), loss, full({}, double(state.range(0)) / 2));
 }
 
 // ---- normalize ---------------------------------------------------------------------------------
@@ -293,10 +298,9 @@ BENCHMARK(BM_bilinear_bwd_kernel)->Apply(timing);
 BENCHMARK(BM_bilinear_op_fwd)->Apply(timing);
 BENCHMARK(BM_bilinear_op_bwd)->Apply(timing);
 BENCHMARK(BM_cross_entropy_fwd_kernel)->Apply(timing);
-BENCHMARK(BM_cross_entropy_bwd_kernel)->Apply(timing);
 BENCHMARK(BM_cross_entropy_fwdbwd_kernel)->Apply(timing);
 BENCHMARK(BM_cross_entropy_op_fwd)->Apply(timing);
-BENCHMARK(BM_cross_entropy_op_bwd)->Apply(timing);
+BENCHMARK(BM_cross_entropy_op_bwd)->ArgName("twice_dout")->Arg(2)->Arg(1)->Apply(timing);
 BENCHMARK(BM_normalize_fwd_kernel)->Apply(normalize_shapes)->Apply(timing);
 BENCHMARK(BM_normalize_bwd_kernel)->Apply(normalize_shapes)->Apply(timing);
 BENCHMARK(BM_normalize_op_fwd)->Apply(normalize_shapes)->Apply(timing);

@@ -1,9 +1,10 @@
 // conv2d.cpp - checks, output size, dispatch and derivative rule of conv2d (ops/conv2d.h);
-// kernels in ops/cpu/conv2d.cpp.
+// kernels in ops/cpu/conv2d.h.
 #include "ops/conv2d.h"
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "autograd/function.h"
 #include "ops/cpu/conv2d.h"
@@ -98,9 +99,9 @@ Tensor conv2d_backward_input(const Tensor& dout_in, const Tensor& weight, const 
   const cpu::Conv2dGeometry g = geometry("conv2d_backward_input", shape_4d(x_shape), weight.shape(), p);
   const Shape out_shape{g.N, g.Cout, g.OH, g.OW};
   if (shape_4d(dout_in.shape()) != out_shape)
-    throw std::invalid_argument("conv2d_backward_input: dout " + shape_str(dout_in.shape()) + " does not match the output " +
-                                shape_str(out_shape) + " of input " + shape_str(x_shape) + " and weight " +
-                                shape_str(weight.shape()));
+    throw std::invalid_argument("conv2d_backward_input: dout " + shape_str(dout_in.shape()) +
+                                " does not match the output " + shape_str(out_shape) + " of input " +
+                                shape_str(x_shape) + " and weight " + shape_str(weight.shape()));
   autograd::NoGradGuard no_grad;  // a kernel call, not part of any graph
   Tensor dx = Tensor::allocate(x_shape, dout_in.dtype(), dout_in.device());
   cpu::conv2d_backward_input(dx, dout_in.contiguous(), weight.contiguous(), g);
@@ -145,28 +146,26 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Conv
   const bool track = autograd::any_requires_grad({x, weight, bias});
   const Tensor saved_x = track && weight.requires_grad() ? xc : Tensor();
   const Tensor saved_w = track && x.requires_grad() ? wc : Tensor();
+  auto backward = [g, saved_x, saved_w](const Tensor& dout_in, const std::vector<bool>& needs) {
+    const Tensor dout = dout_in.contiguous();
+    autograd::GradList grads(needs.size());  // [dx, dweight(, dbias)]
+    if (needs[0]) {
+      grads[0] = Tensor::allocate({g.N, g.Cin, g.H, g.W}, dout.dtype(), dout.device());
+      cpu::conv2d_backward_input(grads[0], dout, saved_w, g);
+    }
+    if (needs[1]) {
+      grads[1] = Tensor::allocate({g.Cout, g.cin_g(), g.kh, g.kw}, dout.dtype(), dout.device());
+      cpu::conv2d_backward_weight(grads[1], dout, saved_x, g);
+    }
+    if (needs.size() > 2 && needs[2]) {
+      grads[2] = Tensor::allocate({g.Cout}, dout.dtype(), dout.device());
+      cpu::conv2d_backward_bias(grads[2], dout, g);
+    }
+    return grads;
+  };
   std::vector<Tensor> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);
-  out = autograd::record("conv2d", out, inputs,
-                         [g, saved_x, saved_w](const Tensor& dout_in, const std::vector<bool>& needs) -> autograd::GradList {
-                           const Tensor dout = dout_in.contiguous();
-                           const Shape x_shape{g.N, g.Cin, g.H, g.W};
-                           const Shape w_shape{g.Cout, g.cin_g(), g.kh, g.kw};
-                           autograd::GradList grads(needs.size());
-                           if (needs[0]) {
-                             grads[0] = Tensor::allocate(x_shape, dout.dtype(), dout.device());
-                             cpu::conv2d_backward_input(grads[0], dout, saved_w, g);
-                           }
-                           if (needs[1]) {
-                             grads[1] = Tensor::allocate(w_shape, dout.dtype(), dout.device());
-                             cpu::conv2d_backward_weight(grads[1], dout, saved_x, g);
-                           }
-                           if (needs.size() > 2 && needs[2]) {
-                             grads[2] = Tensor::allocate({g.Cout}, dout.dtype(), dout.device());
-                             cpu::conv2d_backward_bias(grads[2], dout, g);
-                           }
-                           return grads;
-                         });
+  out = autograd::record("conv2d", out, inputs, backward);
   return x_in.dim() == 3 ? out.squeeze(0) : out;
 }
 

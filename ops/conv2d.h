@@ -21,8 +21,10 @@
 //                           oh, ow) whose tap lands on (h, w)     (a transposed convolution)
 //   dweight[o, c, i, j]   = sum over n, oh, ow of dout[n, o, oh, ow] * x[n, g Cg + c, tap]
 //   dbias[o]              = sum over n, oh, ow of dout[n, o, oh, ow]
-// Each is computed only when needed. float32 runs on the project's GEMM (ops/cpu/gemm.h),
-// float64 on the plain fp64 GEMM; results do not depend on the number of threads, bit for bit.
+// Each is computed only when needed. Kernels (ops/cpu/conv2d.h): float32 runs a direct
+// AVX-512 convolution or im2col + the project's GEMM (ops/cpu/gemm.h), whichever suits the
+// shapes; float64 runs im2col + the plain fp64 GEMM. Results do not depend on the number of
+// threads, bit for bit.
 //
 // Misuse (wrong ranks, channel mismatch, groups not dividing the channels, non-positive
 // stride or dilation, negative padding, an empty output) throws std::invalid_argument

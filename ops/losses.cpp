@@ -7,6 +7,7 @@
 #include <string>
 
 #include "autograd/function.h"
+#include "ops/binary.h"
 #include "ops/cpu/losses.h"
 #include "ops/op_list.h"
 
@@ -71,25 +72,29 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   check_supported(Op::cross_entropy, logits.device());
 
   const int64_t N = logits.size(0), K = logits.size(1), S = N * K == 0 ? 0 : logits.numel() / (N * K);
-  const Tensor x = flat(logits).view({N, K, S}), t = flat(target).view({N, S});
-  const Tensor lse = Tensor::allocate({N, S}, logits.dtype(), logits.device());  // saved for the backward
-  const cpu::CrossEntropySums sums = cpu::cross_entropy_forward(lse, x, t, ignore_index);
-  if (sums.bad_index >= 0)
-    throw std::out_of_range("cross_entropy: target " + std::to_string(sums.bad_value) + " at position " +
-                            std::to_string(sums.bad_index) + " is outside [0, " + std::to_string(K) +
+  const Tensor t = flat(target).view({N, S});
+  const cpu::CrossEntropyTargets targets = cpu::cross_entropy_targets(t, K, ignore_index);
+  if (targets.bad_index >= 0)
+    throw std::out_of_range("cross_entropy: target " + std::to_string(targets.bad_value) + " at position " +
+                            std::to_string(targets.bad_index) + " is outside [0, " + std::to_string(K) +
                             ") and is not ignore_index " + std::to_string(ignore_index) + " (" + shapes + ")");
-  // No non-ignored position: 0 / 0 = NaN, as PyTorch (see losses.h).
-  const double loss = sums.count > 0 ? sums.loss_sum / double(sums.count) : std::numeric_limits<double>::quiet_NaN();
-  const int64_t count = sums.count;
-  return autograd::record(
-      "cross_entropy", scalar_of(loss, logits.dtype(), logits.device()), {logits, target},
-      [x, t, lse, count, ignore_index, shape = logits.shape()](const Tensor& dout,
-                                                               const std::vector<bool>&) -> autograd::GradList {
-        Tensor dlogits = Tensor::allocate(x.shape(), x.dtype(), x.device());
-        const double scale = count > 0 ? dout.item<double>() / double(count) : 0.0;
-        cpu::cross_entropy_backward(dlogits, x, t, lse, ignore_index, scale);
-        return {dlogits.view(shape), Tensor()};
-      });
+  const int64_t count = targets.count;
+  // Note [fused cross-entropy gradient]: when the logits need a gradient, the forward pass
+  // writes it too, for dout = 1 (the logits are read once for both; llm.c's fused classifier
+  // does the same). The backward returns it as is when dout = 1, the usual case (a loss
+  // summed with weight 1), and scales it otherwise. Nothing else is saved, not even the logits.
+  const bool want_grad = autograd::any_requires_grad({logits});
+  Tensor dlogits = want_grad ? Tensor::allocate({N, K, S}, logits.dtype(), logits.device()) : Tensor();
+  const double sum = cpu::cross_entropy_forward(dlogits, flat(logits).view({N, K, S}), t, ignore_index,
+                                                count > 0 ? 1.0 / double(count) : 0.0);
+  // No non-ignored position: 0 / 0 = NaN, as PyTorch (see losses.h); the gradient is then 0.
+  const double loss = count > 0 ? sum / double(count) : std::numeric_limits<double>::quiet_NaN();
+  return autograd::record("cross_entropy", scalar_of(loss, logits.dtype(), logits.device()), {logits, target},
+                          [dlogits, shape = logits.shape()](const Tensor& dout, const std::vector<bool>&) -> autograd::GradList {
+                            const double g = dout.item<double>();
+                            const Tensor d = dlogits.view(shape);
+                            return {g == 1.0 ? d : mul(d, g), Tensor()};
+                          });
 }
 
 Tensor l1_loss(const Tensor& a, const Tensor& b) {

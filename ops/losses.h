@@ -16,7 +16,9 @@
 //   wants 0 for a term with no valid pixel (SPEC 4.4): it checks for that case itself.
 //   Derivative (g = dout, M = number of non-ignored positions):
 //     dlogits[k, p] = g / M * (softmax(logits[:, p])_k - [k == t_p])  at non-ignored p, 0 at ignored p.
-//   Fused: the forward saves only logsumexp per position; the backward recomputes softmax.
+//   Fused: one pass over the logits computes the loss and, when the logits require grad, the
+//   gradient above for g = 1; the backward returns it (g = 1) or scales it (Note [fused
+//   cross-entropy gradient] in ops/losses.cpp). Without grad mode nothing but the loss is made.
 //
 // ---- l1_loss(a, b) ----------------------------------------------------------------------
 //   a, b of one shape: loss = mean |a - b|.     da = g / n * sign(a - b) (0 where a = b), db = -da.

@@ -1,7 +1,8 @@
 // reduce.h - reductions over chosen dims or over all elements.
 //
 // Float sums accumulate in double and in a fixed order that depends only on the shape, so
-// results do not depend on the thread count. sum of int64/uint8 gives int64.
+// results do not depend on the thread count. sum of int64/uint8 gives int64. An empty dims
+// list means every dim; a 0-d tensor accepts dim 0 or -1 (PyTorch).
 #pragma once
 
 #include <initializer_list>

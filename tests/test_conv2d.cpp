@@ -1,16 +1,16 @@
-// test_conv2d.cpp - conv2d (ops/conv2d.h): the fast im2col + GEMM kernels against the plain
-// reference loops (ops/cpu/conv2d_reference.cpp) over strides, paddings, dilations, groups,
-// kernel shapes, odd sizes and memory layouts; float64 gradient checks; bitwise thread-count
-// invariance; misuse errors.
+// test_conv2d.cpp - conv2d (ops/conv2d.h): both kernel versions (im2col + GEMM, direct) and
+// the launchers that pick between them, against the plain reference loops
+// (ops/cpu/conv2d_reference.cpp) over strides, paddings, dilations, groups, kernel shapes, odd
+// sizes and memory layouts; float64 gradient checks; bitwise thread-count invariance; misuse.
 //
 // Shape legend: x [N, Cin, H, W], weight [Cout, Cin / groups, kh, kw], bias [Cout],
 // out [N, Cout, OH, OW]; K = (Cin / groups) kh kw terms per output element.
 //
 // Tolerances. Inputs are uniform in [-1, 1), so every term of a sum is at most 1 in size.
-// float32: the GEMM sums K terms in float (blocked, in another order than the reference,
-// which sums in double), so the error grows with the number of terms; atol = 1e-6 * terms
-// is about 16 float ulps of 1 per term, well above rounding (about sqrt(terms) ulps in
-// practice) and far below what a wrong index gives (an error of order 1).
+// float32: the kernels sum the terms in float (in blocks, in another order than the
+// reference, which sums in double), so the error grows with the number of terms;
+// atol = 1e-6 * terms is about 16 float ulps of 1 per term, well above rounding (about
+// sqrt(terms) ulps in practice) and far below what a wrong index gives (an error of order 1).
 // float64: the same in double, atol = 1e-13 * terms. The number of terms is K for the
 // forward, Cout kh kw for dx and N OH OW for dweight.
 // gradcheck (float64, central differences with step 1e-6): conv2d is linear in each
@@ -133,7 +133,8 @@ TEST_CASE("conv2d matches the reference loops, forward and backward") {
 
 TEST_CASE("conv2d kernel versions: im2col + GEMM and direct, each against the loops") {
   // The launcher picks one version per shape; here every version runs on every case it
-  // accepts (direct: float32 on AVX-512 builds; its input backward needs stride 1).
+  // accepts (direct: float32 on AVX-512 builds; its input backward needs stride 1, its
+  // weight backward groups = 1).
   manual_seed(8);
   std::vector<Case> all = cases();
   all.push_back({"3x3 dilation 4 pad 4, 70 columns (3 tiles, last partial)", 2, 6, 30, 13, 70, 3, 3,
@@ -141,7 +142,8 @@ TEST_CASE("conv2d kernel versions: im2col + GEMM and direct, each against the lo
   all.push_back({"7x7 stride 2 pad 3, 33 output columns", 1, 3, 16, 21, 66, 7, 7, Conv2dParams::square(2, 3)});
   all.push_back({"3x3 stride (2, 3) pad (0, 2), 29 output channels", 1, 5, 29, 17, 61, 3, 3,
                  {.stride_h = 2, .stride_w = 3, .pad_h = 0, .pad_w = 2}});
-  all.push_back({"9x9 kernel (more taps than the offset table), pad 5", 1, 2, 15, 12, 20, 9, 9, Conv2dParams::square(1, 5)});
+  all.push_back({"9x9 kernel (more taps than the offset table), pad 5", 1, 2, 15, 12, 20, 9, 9,
+                 Conv2dParams::square(1, 5)});
   for (const DType dtype : {DType::Float32, DType::Float64}) {
     for (const Case& c : all) {
       INFO(c.name << ", " << dtype_name(dtype));
@@ -160,7 +162,16 @@ TEST_CASE("conv2d kernel versions: im2col + GEMM and direct, each against the lo
       Tensor dx = full(x.shape(), 1e30, {dtype});
       cpu::conv2d_backward_input_im2col(dx, dout, w, g);
       check_close(dx, e.dx, unit * double(c.Cout * c.kh * c.kw), 0, "dx, im2col");
+      Tensor dw = full(w.shape(), 1e30, {dtype});
+      cpu::conv2d_backward_weight_im2col(dw, dout, x, g);
+      const double dw_terms = double(dout.size(0) * dout.size(2) * dout.size(3));
+      check_close(dw, e.dw, unit * dw_terms, 0, "dweight, im2col");
       if (direct) {
+        if (g.groups == 1) {
+          dw = full(w.shape(), 1e30, {dtype});
+          cpu::conv2d_backward_weight_direct(dw, dout, x, g);
+          check_close(dw, e.dw, unit * dw_terms, 0, "dweight, direct");
+        }
         out = full(dout.shape(), 1e30, {dtype});
         cpu::conv2d_forward_direct(out, x, w, b, g);
         check_close(out, e.out, unit * k, 0, "forward, direct");
@@ -250,12 +261,12 @@ TEST_CASE("conv2d: only the gradients asked for are computed") {
 
 TEST_CASE("conv2d results do not depend on the thread count, bit for bit") {
   // Shapes that take each schedule: in order (batch 1), parallel tasks (batch 4, several
-  // column blocks), the 1x1 path, groups, the stem's stride.
+  // column blocks), the 1x1 path, groups, the stem's stride. Every kernel version runs.
   const std::vector<Case> shapes = {
       {"3x3, batch 1", 1, 16, 24, 37, 45, 3, 3, Conv2dParams::square(1, 1)},
       {"3x3 dilation 2, batch 4", 4, 16, 24, 37, 45, 3, 3, Conv2dParams::square(1, 2, 2)},
       {"1x1, batch 4", 4, 32, 16, 30, 33, 1, 1, Conv2dParams::square(1, 0)},
-      {"groups 4, batch 2", 2, 16, 16, 25, 31, 3, 3, Conv2dParams::square(1, 1, 1, 4)},
+      {"groups 4, batch 2", 2, 16, 32, 25, 31, 3, 3, Conv2dParams::square(1, 1, 1, 4)},
       {"7x7 stride 2, batch 2", 2, 3, 16, 60, 70, 7, 7, Conv2dParams::square(2, 3)},
   };
   const int saved = cpu::num_threads();
@@ -265,18 +276,56 @@ TEST_CASE("conv2d results do not depend on the thread count, bit for bit") {
       manual_seed(6);
       const Tensor x0 = make({c.N, c.Cin, c.H, c.W}, dtype), w0 = make(weight_shape(c), dtype);
       const Tensor b0 = make({c.Cout}, dtype), dout = make(out_shape(c), dtype);
+      const cpu::Conv2dGeometry g = conv2d_geometry(x0.shape(), w0.shape(), c.p);
+      const bool direct = dtype == DType::Float32 && cpu::conv2d_direct_available();
+      std::vector<std::string> what;
       std::vector<Tensor> results[2];
       for (const int threads : {1, 2}) {
         cpu::set_num_threads(threads);
+        std::vector<Tensor>& r = results[threads - 1];
+        what.clear();
+        auto add = [&](const char* name, const Tensor& t) {
+          what.push_back(name);
+          r.push_back(t);
+        };
+        // The op as a model calls it (the launchers pick the versions).
         const Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_();
         const Tensor b = b0.detach().requires_grad_();
         const Tensor out = conv2d(x, w, b, c.p);
         out.backward(dout);
-        results[threads - 1] = {out, x.grad(), w.grad(), b.grad()};
+        add("forward", out);
+        add("dx", x.grad());
+        add("dweight", w.grad());
+        add("dbias", b.grad());
+        // Each version on its own.
+        Tensor t = empty_like(dout);
+        cpu::conv2d_forward_im2col(t, x0, w0, b0, g);
+        add("forward, im2col", t);
+        t = empty_like(x0);
+        cpu::conv2d_backward_input_im2col(t, dout, w0, g);
+        add("dx, im2col", t);
+        t = empty_like(w0);
+        cpu::conv2d_backward_weight_im2col(t, dout, x0, g);
+        add("dweight, im2col", t);
+        if (direct) {
+          t = empty_like(dout);
+          cpu::conv2d_forward_direct(t, x0, w0, b0, g);
+          add("forward, direct", t);
+          if (g.sh == 1 && g.sw == 1) {
+            t = empty_like(x0);
+            cpu::conv2d_backward_input_direct(t, dout, w0, g);
+            add("dx, direct", t);
+          }
+          if (g.groups == 1) {
+            t = empty_like(w0);
+            cpu::conv2d_backward_weight_direct(t, dout, x0, g);
+            add("dweight, direct", t);
+          }
+        }
       }
       cpu::set_num_threads(saved);
-      const char* what[] = {"forward", "dx", "dweight", "dbias"};
-      for (int i = 0; i < 4; ++i) CHECK_MESSAGE(bitwise_equal(results[0][i], results[1][i]), what[i]);
+      REQUIRE(results[0].size() == results[1].size());
+      for (size_t i = 0; i < what.size(); ++i) CHECK_MESSAGE(bitwise_equal(results[0][i], results[1][i]), what[i]);
     }
   }
 }

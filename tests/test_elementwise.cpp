@@ -111,7 +111,7 @@ struct UnaryCase {
 
 // Forward, backward against df, gradcheck and misuse for one unary op.
 void check_unary(const UnaryCase& c) {
-  INFO(c.name);
+  INFO("op " << std::string(c.name));
   const Tensor x = draw({3, 5, 7}, c.lo, c.hi, c.kinks);
   const Tensor expect = reference_unary(x, c.f);
 
@@ -223,6 +223,7 @@ TEST_CASE("relu") {
                [](double v) { return v > 0 ? 1.0 : 0.0; }, -2, 2, {0.0}});
   SUBCASE("the subgradient at 0 is 0; NaN passes through the forward") {
     CHECK(grad_at([](const Tensor& x) { return relu(x); }, {0.0, -1, 2}) == std::vector<double>{0, 0, 1});
+    CHECK(grad_at([](const Tensor& x) { return relu(x); }, {kNaN})[0] == 1.0);  // as threshold_backward
     const std::vector<double> v = test::values(relu(tensor({kNaN, -kInf, kInf}, {DType::Float32})));
     CHECK(std::isnan(v[0]));
     CHECK(v[1] == 0.0);
@@ -289,7 +290,7 @@ const std::vector<std::pair<Shape, Shape>> kBinaryShapes = {
     {{2, 3}, {}},           {{}, {}},            {{2, 3, 1}, {1, 1, 4}}, {{1, 1, 1}, {1}}, {{1, 4}, {1, 4}}};
 
 void check_binary(const BinaryCase& c) {
-  INFO(c.name);
+  INFO("op " << std::string(c.name));
   // Each setting loops over every shape pair (a SUBCASE inside a loop would run only once).
   auto for_each_pair = [&](const std::function<void(const Tensor&, const Tensor&)>& body) {
     for (const auto& [sa, sb] : kBinaryShapes) {
@@ -486,7 +487,7 @@ TEST_CASE("integer arithmetic in int64: exact, broadcast, scalar forms") {
     return v;
   }();
   for (const Case& c : cases) {
-    INFO(c.name);
+    INFO("op " << std::string(c.name));
     const Tensor y = c.op(test::noncontiguous(a), b);
     CHECK(y.dtype() == DType::Int64);
     REQUIRE(y.shape() == Shape{3, 4});
@@ -536,14 +537,14 @@ TEST_CASE("comparisons: uint8 results, broadcasting, every dtype, NaN, no gradie
   const Tensor ai = randint(0, 4, {3, 1, 5}, {DType::Int64}, &gen), bi = randint(0, 4, {4, 1}, {DType::Int64}, &gen);
   for (const Case& c : cases) {
     for (DType dt : {DType::Float32, DType::Float64, DType::Int64, DType::UInt8}) {
-      INFO(c.name << " " << dtype_name(dt));
+      INFO("op " << std::string(c.name) << " " << std::string(dtype_name(dt)));
       const Tensor a = ai.to(dt), b = bi.to(dt);
       const Tensor y = c.op(test::noncontiguous(a), b);
       CHECK(y.dtype() == DType::UInt8);
       check_close(y, reference_binary(a, b, [&](double x, double z) { return double(c.f(x, z)); }), 0, 0);
       check_close(c.op_scalar(a, 2.0), reference_unary(a, [&](double x) { return double(c.f(x, 2.0)); }), 0, 0);
     }
-    INFO(c.name);
+    INFO("op " << std::string(c.name));
     // NaN compares unequal to everything, itself included.
     const Tensor n = tensor({kNaN, kNaN, 1}, {DType::Float64}), m = tensor({kNaN, 1, kNaN}, {DType::Float64});
     check_close(c.op(n, m), reference_binary(n, m, [&](double x, double z) { return double(c.f(x, z)); }), 0, 0);
@@ -613,7 +614,7 @@ TEST_CASE("binary misuse: broadcast failure and dtype mismatch name the op and t
 
 TEST_CASE("elementwise ops have a CUDA slot that answers clearly") {
   for (Op op : {Op::neg, Op::exp, Op::relu, Op::clamp, Op::add, Op::mul, Op::pow, Op::eq, Op::where}) {
-    INFO(op_name(op));
+    INFO("op " << std::string(op_name(op)));
     CHECK(supports(op, Device::cpu()));
     CHECK_NOTHROW(check_supported(op, Device::cpu()));
     CHECK(supports(op, Device::cuda()) == (cuda_compiled() && kOpHasCuda[size_t(op)]));

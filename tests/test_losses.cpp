@@ -129,6 +129,43 @@ TEST_CASE("cross_entropy: gradients, ignored positions, another ignore_index") {
   CHECK(cross_entropy(x, t2, -100).item<double>() == doctest::Approx(cross_entropy(x, t2_as_255).item<double>()).epsilon(1e-15));
 }
 
+TEST_CASE("cross_entropy: the gradient made by the forward, scaled by dout; no-grad mode") {
+  // The forward writes the gradient for dout = 1 (Note [fused cross-entropy gradient]); any
+  // other dout scales it, as a weighted loss does.
+  const Tensor x = uniform({2, 4, 5, 3}, -2, 2), t = labels({2, 5, 3}, 4, 6, 7);
+  const CrossEntropyRef ref = cross_entropy_reference(x, t);
+  for (double g : {1.0, 0.25, -3.0}) {
+    CAPTURE(g);
+    Tensor leaf = x.detach().clone().requires_grad_();
+    mul(cross_entropy(leaf, t), g).backward();
+    check_close(leaf.grad(), mul(ref.dlogits, g), 1e-15, 1e-12, "scaled dlogits");
+  }
+  // Twice through a retained graph gives the same gradient twice.
+  Tensor leaf = x.detach().clone().requires_grad_();
+  const Tensor loss = cross_entropy(leaf, t);
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  loss.backward();
+  check_close(leaf.grad(), mul(ref.dlogits, 2.0), 1e-15, 1e-12, "retained graph");
+  // Without grad mode (evaluation) only the loss is computed.
+  NoGradGuard no_grad;
+  Tensor l = cross_entropy(leaf, t);
+  CHECK(!l.requires_grad());
+  CHECK(l.item<double>() == doctest::Approx(ref.loss).epsilon(1e-12));
+}
+
+TEST_CASE("cross_entropy: many classes, [N, K] logits (a classifier)") {
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO("dtype " << dtype_name(dtype));
+    const Tensor x = uniform({3, 1000}, -5, 5, dtype), t = labels({3}, 1000, 0, 8);
+    const CrossEntropyRef ref = cross_entropy_reference(x, t);
+    Tensor leaf = x.detach().clone().requires_grad_();
+    const Tensor loss = cross_entropy(leaf, t);
+    CHECK(loss.item<double>() == doctest::Approx(ref.loss).epsilon(rel_of(dtype)));
+    loss.backward();
+    check_close(leaf.grad(), ref.dlogits, dtype == DType::Float32 ? 1e-9 : 1e-17, rel_of(dtype), "dlogits");
+  }
+}
+
 TEST_CASE("cross_entropy: extreme logits stay finite (float32)") {
   Tensor x = uniform({2, 4, 5, 5}, -1, 1, DType::Float32);
   for (int64_t e = 0; e < x.numel(); e += 3) set_at(x, e, e % 2 ? 80.0 : -80.0);  // exp(80) overflows float

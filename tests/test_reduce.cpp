@@ -300,7 +300,7 @@ TEST_CASE("max along a dim") {
         const Tensor ei = reduce_ref(x, {dim}, keep, [](const std::vector<double>& v) { return double(first_max(v).second); });
         for (DType dt : {DType::Float64, DType::Float32, DType::Int64}) {
           for (const auto& [name, xl] : layouts(x.to(dt))) {
-            INFO(name << " " << dtype_name(dt));
+            INFO("layout " << std::string(name) << " " << std::string(dtype_name(dt)));
             const ValuesIndices m = max(xl, dim, keep);
             CHECK(m.values.dtype() == dt);
             CHECK(m.indices.dtype() == DType::Int64);
@@ -366,7 +366,7 @@ TEST_CASE("max over all elements") {
     const Tensor x = draw({3, 4, 5}, -1, 1, 11);
     const double expect = first_max(test::values(x)).first;
     for (const auto& [name, xl] : layouts(x)) {
-      INFO(name);
+      INFO("layout " << std::string(name));
       CHECK(max(xl).dim() == 0);
       CHECK(max(xl).item<double>() == expect);
       CHECK(max(xl.to(DType::Float32)).item<double>() == double(float(expect)));
@@ -447,7 +447,7 @@ TEST_CASE("reductions give the same bits on 1 and 2 threads") {
 
 TEST_CASE("reductions have a CUDA slot that answers clearly") {
   for (Op op : {Op::sum, Op::max, Op::argmax}) {
-    INFO(op_name(op));
+    INFO("op " << std::string(op_name(op)));
     CHECK(supports(op, Device::cpu()));
     if (!supports(op, Device::cuda()))
       test::check_throws_with([&] { check_supported(op, Device::cuda()); }, {op_name(op), "CUDA"});

@@ -1,4 +1,12 @@
-// conv2d.cpp - CPU conv2d forward and backward as im2col + GEMM (ops/cpu/gemm.h).
+// conv2d.cpp - the CPU conv2d launchers, and version 1 of the kernels: im2col + GEMM.
+//
+// Kernel versions (each adds one idea; the launchers at the end of this file pick one):
+//   1. im2col + GEMM (this file): any floating dtype, any build, every shape. Lowers the
+//      convolution to the project's GEMM (ops/cpu/gemm.h) as described below.
+//   2. direct (ops/cpu/conv2d_direct.cpp): float32 on AVX-512 builds. The GEMM's register
+//      tile reads the input itself instead of an im2col matrix (no matrix written, packed
+//      and read back; taps in the padding rows skipped). 10-30% faster than version 1 on the
+//      backbone's shapes (bench/RESULTS.md, "conv2d").
 //
 // Shape legend (per image n and group g; Cg = Cin / groups, Og = Cout / groups):
 //   x_ng    [Cg, H, W]      the group's input channels of image n
@@ -19,8 +27,8 @@
 // A 1x1 kernel with stride 1 and no padding needs no im2col: cols is x_ng itself, a
 // [Cg, H W] matrix with row stride H W, and dx_ng = w_g^T dout_ng directly.
 //
-// Work split and determinism
-// --------------------------
+// Work split and determinism (version 1)
+// --------------------------------------
 // Each output element is produced by exactly one GEMM call (or one col2im sum), and
 // gemm_f32 gives the same bits whatever its thread count. The ways work is cut below
 // (column blocks, the order of the accumulation into dweight) depend on the shapes only,
@@ -286,32 +294,7 @@ void backward_weight(T* dw, const T* dout, const T* x, const Conv2dGeometry& g) 
   });
 }
 
-// Whether version 2 (direct) serves these shapes: float32 on an AVX-512 build, and enough
-// output channels per group and output columns to fill most of its 14 x 32 register tile.
-bool use_direct(const Tensor& t, const Conv2dGeometry& g) {
-  return t.dtype() == DType::Float32 && conv2d_direct_available() && g.cout_g() >= 8 && g.OW >= 16;
-}
-
 }  // namespace
-
-void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                    const Conv2dGeometry& g) {
-  if (use_direct(x, g))
-    conv2d_forward_direct(out, x, weight, bias, g);
-  else
-    conv2d_forward_im2col(out, x, weight, bias, g);
-}
-
-void conv2d_backward_input(const Tensor& dx, const Tensor& dout, const Tensor& weight, const Conv2dGeometry& g) {
-  // The input backward is a convolution with Cin output channels (ops/cpu/conv2d_direct.cpp).
-  Conv2dGeometry t = g;
-  std::swap(t.Cin, t.Cout);
-  std::swap(t.OW, t.W);
-  if (g.sh == 1 && g.sw == 1 && use_direct(dx, t))
-    conv2d_backward_input_direct(dx, dout, weight, g);
-  else
-    conv2d_backward_input_im2col(dx, dout, weight, g);
-}
 
 void conv2d_forward_im2col(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
                            const Conv2dGeometry& g) {
@@ -327,10 +310,50 @@ void conv2d_backward_input_im2col(const Tensor& dx, const Tensor& dout, const Te
   });
 }
 
-void conv2d_backward_weight(const Tensor& dweight, const Tensor& dout, const Tensor& x, const Conv2dGeometry& g) {
+void conv2d_backward_weight_im2col(const Tensor& dweight, const Tensor& dout, const Tensor& x,
+                                   const Conv2dGeometry& g) {
   dispatch_floating(dweight.dtype(), "conv2d_backward_weight", [&]<typename T>() {
     backward_weight<T>(dweight.data<T>(), dout.data<T>(), x.data<T>(), g);
   });
+}
+
+// ---------------------------------------------------------------------------------------
+// Launchers: which version serves a call. Version 2 where it exists and its register tile
+// (14 output channels x 32 output columns) is mostly filled; version 1 otherwise (float64,
+// builds without AVX-512, depthwise and narrow layers, strided input gradients).
+// ---------------------------------------------------------------------------------------
+namespace {
+bool direct_fits(DType dtype, int64_t out_channels_per_group, int64_t out_width) {
+  return dtype == DType::Float32 && conv2d_direct_available() && out_channels_per_group >= 8 && out_width >= 16;
+}
+}  // namespace
+
+void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                    const Conv2dGeometry& g) {
+  if (direct_fits(x.dtype(), g.cout_g(), g.OW))
+    conv2d_forward_direct(out, x, weight, bias, g);
+  else
+    conv2d_forward_im2col(out, x, weight, bias, g);
+}
+
+void conv2d_backward_input(const Tensor& dx, const Tensor& dout, const Tensor& weight, const Conv2dGeometry& g) {
+  // Version 2 computes dx as a convolution with Cin / groups output channels per group and
+  // output width W (ops/cpu/conv2d_direct.cpp); it needs stride 1.
+  if (g.sh == 1 && g.sw == 1 && direct_fits(dx.dtype(), g.cin_g(), g.W))
+    conv2d_backward_input_direct(dx, dout, weight, g);
+  else
+    conv2d_backward_input_im2col(dx, dout, weight, g);
+}
+
+void conv2d_backward_weight(const Tensor& dweight, const Tensor& dout, const Tensor& x, const Conv2dGeometry& g) {
+  // Version 2 keeps the whole transposed gradient (K x Cout floats) live across chunks of
+  // pixels: it wins while that fits in L2 (the stem, the 64- and 128-channel layers: 5-25%
+  // faster); beyond, version 1's GEMM is as fast or faster.
+  if (x.dtype() == DType::Float32 && conv2d_direct_available() && g.groups == 1 &&
+      g.k() * g.Cout <= (int64_t(1) << 18))
+    conv2d_backward_weight_direct(dweight, dout, x, g);
+  else
+    conv2d_backward_weight_im2col(dweight, dout, x, g);
 }
 
 void conv2d_backward_bias(const Tensor& dbias, const Tensor& dout, const Conv2dGeometry& g) {

@@ -1,5 +1,6 @@
-// CPU kernels of conv2d (ops/conv2d.h): the fast path (im2col + GEMM, ops/cpu/conv2d.cpp)
-// and the plain reference loops the tests compare it with (ops/cpu/conv2d_reference.cpp).
+// CPU kernels of conv2d (ops/conv2d.h): the launchers the op calls, the kernel versions they
+// pick from (1: im2col + GEMM, ops/cpu/conv2d.cpp; 2: direct AVX-512, ops/cpu/conv2d_direct.cpp)
+// and the plain reference loops the tests compare them with (ops/cpu/conv2d_reference.cpp).
 //
 // Every tensor here is contiguous, of one floating dtype (float32 or float64), shaped
 //   x / dx           [N, Cin, H, W]
@@ -7,6 +8,7 @@
 //   bias / dbias     [Cout]
 //   out / dout       [N, Cout, OH, OW]
 // Sizes and validity are checked by the caller (ops/conv2d.cpp); outputs are overwritten.
+// Every kernel gives the same bits for any number of OpenMP threads.
 #pragma once
 
 #include <cstdint>
@@ -50,13 +52,18 @@ void conv2d_forward_im2col(const Tensor& out, const Tensor& x, const Tensor& wei
                            const Conv2dGeometry& g);
 void conv2d_backward_input_im2col(const Tensor& dx, const Tensor& dout, const Tensor& weight,
                                   const Conv2dGeometry& g);
+void conv2d_backward_weight_im2col(const Tensor& dweight, const Tensor& dout, const Tensor& x,
+                                   const Conv2dGeometry& g);
 // Version 2, float32 in builds with AVX-512 (conv2d_direct_available()): direct convolution
-// without an im2col matrix (ops/cpu/conv2d_direct.cpp). The input backward needs stride 1.
+// without an im2col matrix (ops/cpu/conv2d_direct.cpp). The input backward needs stride 1,
+// the weight backward groups = 1.
 bool conv2d_direct_available();
 void conv2d_forward_direct(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
                            const Conv2dGeometry& g);
 void conv2d_backward_input_direct(const Tensor& dx, const Tensor& dout, const Tensor& weight,
                                   const Conv2dGeometry& g);
+void conv2d_backward_weight_direct(const Tensor& dweight, const Tensor& dout, const Tensor& x,
+                                   const Conv2dGeometry& g);
 
 // ---- reference loops (ops/cpu/conv2d_reference.cpp): the formulas of ops/conv2d.h, one
 // output element at a time, summed in double, single-threaded. The tests' oracle. --------

@@ -11,9 +11,9 @@
 namespace mila::cpu {
 namespace {
 
-// Calls f(c, h, w) with the input channel and position that tap (i, j) of output channel o
-// at output position (oh, ow) reads, when that position is inside the map (not padding).
-// c is the absolute input channel, g * Cg + (channel within the group).
+// Calls f(c, i, j, cx, h, w) for every tap (c, i, j) of output channel o at output position
+// (oh, ow) whose input position (h, w) is inside the map (taps in the padding read zero and
+// are left out): c is the channel within o's group, cx = group * Cg + c the channel of x.
 template <typename F>
 void for_each_tap(const Conv2dGeometry& g, int64_t o, int64_t oh, int64_t ow, F&& f) {
   const int64_t Cg = g.cin_g(), group = o / g.cout_g();
@@ -43,7 +43,8 @@ void conv2d_reference(const Tensor& out, const Tensor& x, const Tensor& weight, 
           for (int64_t ow = 0; ow < g.OW; ++ow) {
             double acc = bp ? double(bp[o]) : 0.0;
             for_each_tap(g, o, oh, ow, [&](int64_t c, int64_t i, int64_t j, int64_t cx, int64_t h, int64_t w) {
-              acc += double(wp[((o * Cg + c) * g.kh + i) * g.kw + j]) * double(xp[((n * g.Cin + cx) * g.H + h) * g.W + w]);
+              const double wv = wp[((o * Cg + c) * g.kh + i) * g.kw + j];
+              acc += wv * double(xp[((n * g.Cin + cx) * g.H + h) * g.W + w]);
             });
             op[((n * g.Cout + o) * g.OH + oh) * g.OW + ow] = T(acc);
           }
@@ -65,7 +66,8 @@ void conv2d_backward_input_reference(const Tensor& dx, const Tensor& dout, const
           for (int64_t ow = 0; ow < g.OW; ++ow) {
             const double d = double(dop[((n * g.Cout + o) * g.OH + oh) * g.OW + ow]);
             for_each_tap(g, o, oh, ow, [&](int64_t c, int64_t i, int64_t j, int64_t cx, int64_t h, int64_t w) {
-              acc[size_t(((n * g.Cin + cx) * g.H + h) * g.W + w)] += double(wp[((o * Cg + c) * g.kh + i) * g.kw + j]) * d;
+              const double wv = wp[((o * Cg + c) * g.kh + i) * g.kw + j];
+              acc[size_t(((n * g.Cin + cx) * g.H + h) * g.W + w)] += wv * d;
             });
           }
     for (size_t e = 0; e < acc.size(); ++e) dxp[e] = T(acc[e]);
@@ -86,7 +88,8 @@ void conv2d_backward_weight_reference(const Tensor& dweight, const Tensor& dout,
           for (int64_t ow = 0; ow < g.OW; ++ow) {
             const double d = double(dop[((n * g.Cout + o) * g.OH + oh) * g.OW + ow]);
             for_each_tap(g, o, oh, ow, [&](int64_t c, int64_t i, int64_t j, int64_t cx, int64_t h, int64_t w) {
-              acc[size_t(((o * Cg + c) * g.kh + i) * g.kw + j)] += d * double(xp[((n * g.Cin + cx) * g.H + h) * g.W + w]);
+              const double xv = xp[((n * g.Cin + cx) * g.H + h) * g.W + w];
+              acc[size_t(((o * Cg + c) * g.kh + i) * g.kw + j)] += d * xv;
             });
           }
     for (size_t e = 0; e < acc.size(); ++e) dwp[e] = T(acc[e]);

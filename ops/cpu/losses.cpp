@@ -93,20 +93,19 @@ inline Vec vabs(Vec a) {
   return a < 0 ? -a : a;
 }
 
-// e^x lanewise for x <= 0 (all these kernels need: exp(x - max), exp(-|x|)); x > 0 is
-// treated as 0. float: Cephes' expf. x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2
-// (ln2 split in two parts so r is exact), e^r by a degree-5 polynomial (relative error
-// ~1e-7), times 2^n built in the exponent bits. Below -87.34 (2^n would leave the normal
-// floats) the result is 0; NaN stays NaN.
+// e^x lanewise for x <= 0 (all these kernels need: exp(x - max), exp(-|x|)). float: Cephes'
+// expf. x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2 (ln2 split in two parts so r
+// is exact), e^r by a degree-5 polynomial (relative error ~1e-7), times 2^n built in the
+// exponent bits. n is rounded by adding 1.5 * 2^23 (the float sum keeps no fraction bits) and
+// read back from the sum's bits, with no float-to-int conversion: a NaN then gives NaN through
+// the polynomial, with no extra test. Below -87.34 (2^n would leave the normal floats) the
+// result is 0, and -inf gives 0.
 inline vec<float> exp_nonpositive(vec<float> x) {
   const vec<float> lo = splat(-87.3365448f);  // ln(2^-126)
-  const ivec<float> nan = x != x;
-  const ivec<float> tiny = x < lo;
-  vec<float> xc = tiny ? lo : x;
-  xc = xc > 0.0f ? vec<float>{} : xc;
-  xc = nan ? vec<float>{} : xc;  // keeps the integer conversion below defined
-  const vec<float> magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const vec<float> n = (xc * 1.44269504088896341f + magic) - magic;  // in [-126, 0]
+  const vec<float> xc = x < lo ? lo : x;
+  const vec<float> magic = splat(12582912.0f);  // 1.5 * 2^23
+  const vec<float> shifted = xc * 1.44269504088896341f + magic;
+  const vec<float> n = shifted - magic;  // round(x / ln2), in [-126, 0]
   const vec<float> r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
   vec<float> p = splat(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
@@ -115,9 +114,9 @@ inline vec<float> exp_nonpositive(vec<float> x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const vec<float> er = p * r * r + r + 1.0f;
-  const ivec<float> exponent = (__builtin_convertvector(n, ivec<float>) + 127) << 23;
-  const vec<float> y = er * std::bit_cast<vec<float>>(exponent);
-  return nan ? x : (tiny ? vec<float>{} : y);
+  const ivec<float> ni = std::bit_cast<ivec<float>>(shifted) - std::bit_cast<ivec<float>>(magic);  // n as an integer
+  const vec<float> y = er * std::bit_cast<vec<float>>((ni + 127) << 23);
+  return x < lo ? vec<float>{} : y;
 }
 
 // ln x lanewise for x >= 1 (all these kernels need: a sum of exps whose largest term is 1,
@@ -273,61 +272,46 @@ decltype(auto) dispatch_mask(const Tensor& mask, F&& f) {
 
 // ---- cross_entropy ---------------------------------------------------------------------------
 //
-// A block is kPixels consecutive positions of one image (the last block of an image may be
-// shorter): NV vectors of V lanes side by side, vector j covering positions j V .. j V + V - 1.
-// Its K x kPixels logits (3.3 KB at K = 13) are read from memory by the first pass and from
-// L1 by the others.
+// The targets are checked and counted first (one read of the int64 labels), so that the
+// main pass knows the mean's divisor and can write the gradient scaled already.
+//
+// Main pass: a block is kClassPixels consecutive positions of one image (the last block of
+// an image may be shorter): NV vectors of V lanes side by side, vector j covering positions
+// j V .. j V + V - 1. Per block, with e = exp(x - m):
+//   1. m  = max over the K classes, the logits copied into a contiguous tile
+//   2. s  = sum of e, x_t = the target's logit; e replaces the logits in the tile
+//      loss terms lse - x_t = m + ln s - x_t, summed in double
+//   3. when the gradient is wanted: dlogits = scale * (e / s - onehot) at non-ignored
+//      positions, 0 at ignored ones
+// Passes 2 and 3 read the tile from L1 (13 x 64 x 4 bytes = 3.3 KB at K = 13), so DRAM sees
+// the logits read once and the gradient written once.
 
-// Lanes of vector j that hold positions of a block of `len` positions.
-inline int64_t lanes_of(int64_t j, int64_t V, int64_t len) { return std::clamp<int64_t>(len - j * V, 0, V); }
+// 64 positions: 4 vectors wide. Wider blocks were slower in a single-thread micro-benchmark
+// (1.5 ms to read and max the logits at 64, 2.0 at 128, 4.3 at 256): each block reads K rows
+// of kClassPixels values S apart, and wide blocks keep more lines of all K streams in flight.
+constexpr int64_t kClassPixels = 64;
 
-template <typename T>
-CrossEntropySums ce_forward(const Tensor& lse, const Tensor& logits, const Tensor& target, int64_t ignore) {
-  constexpr int64_t V = Simd<T>::lanes, NV = kPixels / V;
-  const int64_t N = logits.size(0), K = logits.size(1), S = logits.size(2);
-  const int64_t per_image = (S + kPixels - 1) / kPixels, blocks = N * per_image;
-  const T* xp = logits.data<T>();
-  const int64_t* tp = target.data<int64_t>();
-  T* lp = lse.data<T>();
-  constexpr T kMinusInf = -std::numeric_limits<T>::infinity();
-  std::vector<CrossEntropySums> partial(static_cast<size_t>(blocks));
-  parallel_for(blocks, std::max<int64_t>(1, kElementwiseGrain / (kPixels * K)), [&](int64_t b0, int64_t b1) {
+CrossEntropyTargets ce_targets(const Tensor& target, int64_t K, int64_t ignore) {
+  const int64_t n = target.numel();
+  const int64_t* t = target.data<int64_t>();
+  const int64_t blocks = (n + kSumBlock - 1) / kSumBlock;
+  std::vector<CrossEntropyTargets> partial(static_cast<size_t>(blocks));
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t n = b / per_image, p0 = (b % per_image) * kPixels, len = std::min(kPixels, S - p0);
-      const T* x = xp + n * K * S + p0;  // x[k * S + p]: class k at position p0 + p
-      int64_t cnt[NV];
-      for (int64_t j = 0; j < NV; ++j) cnt[j] = lanes_of(j, V, len);
-      // m = max over k, s = sum over k of exp(x - m), lse = m + ln s (s >= 1: the max's term is 1).
-      vec<T> m[NV], s[NV];
-      for (int64_t j = 0; j < NV; ++j) m[j] = load(x + j * V, cnt[j], kMinusInf), s[j] = vec<T>{};
-      for (int64_t k = 1; k < K; ++k)
-        for (int64_t j = 0; j < NV; ++j) m[j] = vmax(m[j], load(x + k * S + j * V, cnt[j], kMinusInf));
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = 0; j < NV; ++j) s[j] += exp_nonpositive(load(x + k * S + j * V, cnt[j]) - m[j]);
-      T* l = lp + n * S + p0;
-      for (int64_t j = 0; j < NV; ++j) store(l + j * V, m[j] + log_ge1(s[j]), cnt[j]);
-      // The block's terms in position order. Targets are checked here and reported to the
-      // caller (throwing from inside a parallel region is not allowed).
-      // (Local sums: accumulating straight into partial[b] would put every addition through
-      // memory.)
-      const int64_t* t = tp + n * S + p0;
-      double loss_sum = 0;
-      int64_t count = 0, bad_index = -1, bad_value = 0;
-      for (int64_t p = 0; p < len; ++p) {
-        if (t[p] == ignore) continue;
-        if (t[p] < 0 || t[p] >= K) {
-          if (bad_index < 0) bad_index = n * S + p0 + p, bad_value = t[p];
-          continue;
+      CrossEntropyTargets r;
+      for (int64_t i = b * kSumBlock; i < std::min(n, (b + 1) * kSumBlock); ++i) {
+        if (t[i] == ignore) continue;
+        if (t[i] >= 0 && t[i] < K) {
+          ++r.count;
+        } else if (r.bad_index < 0) {
+          r.bad_index = i, r.bad_value = t[i];
         }
-        loss_sum += double(l[p]) - double(x[t[p] * S + p]);
-        ++count;
       }
-      partial[size_t(b)] = {loss_sum, count, bad_index, bad_value};
+      partial[size_t(b)] = r;
     }
   });
-  CrossEntropySums total;
-  for (const CrossEntropySums& p : partial) {
-    total.loss_sum += p.loss_sum;
+  CrossEntropyTargets total;
+  for (const CrossEntropyTargets& p : partial) {  // block order: the first bad position overall
     total.count += p.count;
     if (total.bad_index < 0 && p.bad_index >= 0) total.bad_index = p.bad_index, total.bad_value = p.bad_value;
   }
@@ -335,45 +319,74 @@ CrossEntropySums ce_forward(const Tensor& lse, const Tensor& logits, const Tenso
 }
 
 template <typename T>
-void ce_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& target, const Tensor& lse, int64_t ignore,
-                 double scale) {
-  constexpr int64_t V = Simd<T>::lanes, NV = kPixels / V;
+double ce_forward(const Tensor& dlogits, const Tensor& logits, const Tensor& target, int64_t ignore, double scale) {
+  constexpr int64_t V = Simd<T>::lanes, NV = kClassPixels / V;
   const int64_t N = logits.size(0), K = logits.size(1), S = logits.size(2);
-  const int64_t per_image = (S + kPixels - 1) / kPixels, blocks = N * per_image;
+  const int64_t per_image = (S + kClassPixels - 1) / kClassPixels, blocks = N * per_image;
   const T* xp = logits.data<T>();
   const int64_t* tp = target.data<int64_t>();
-  const T* lp = lse.data<T>();
-  T* dp = dlogits.data<T>();
-  parallel_for(blocks, std::max<int64_t>(1, kElementwiseGrain / (kPixels * K)), [&](int64_t b0, int64_t b1) {
+  T* dp = dlogits.defined() ? dlogits.data<T>() : nullptr;
+  constexpr T kMinusInf = -std::numeric_limits<T>::infinity();
+  std::vector<double> partial(static_cast<size_t>(blocks));
+  parallel_for(blocks, std::max<int64_t>(1, kElementwiseGrain / (kClassPixels * K)), [&](int64_t b0, int64_t b1) {
+    // The block's logits, then their exps, [K, NV] vectors. A copy rather than rereading the
+    // logits in place: the K rows are S * 4 bytes apart, a multiple of 4 KiB at the model's
+    // sizes (288 x 384), so they all map to the same L1 sets and evict one another.
+    std::vector<vec<T>> tile(size_t(K * NV));
+    const int64_t ignore_index = ignore;  // a local: the loops below store through pointers
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t n = b / per_image, p0 = (b % per_image) * kPixels, len = std::min(kPixels, S - p0);
-      // Per position: w = scale (0 when ignored), cls = the target class as T (-1 when ignored;
-      // the forward has checked that the others are in [0, K)).
-      T w_s[kPixels], cls_s[kPixels];
+      const int64_t n = b / per_image, p0 = (b % per_image) * kClassPixels, len = std::min(kClassPixels, S - p0);
+      const int64_t nv = (len + V - 1) / V;  // vectors in use: fewer in a short block ([N, K] logits: one)
+      const T* x = xp + n * K * S + p0;      // x[k * S + p]: class k at position p0 + p
+      // Per position: the target class as T, -1 when ignored (the targets are checked already).
+      T cls_s[kClassPixels];
       const int64_t* t = tp + n * S + p0;
-      for (int64_t p = 0; p < kPixels; ++p) {
-        const bool keep = p < len && t[p] != ignore;
-        w_s[p] = keep ? T(scale) : T(0);
-        cls_s[p] = keep ? T(t[p]) : T(-1);
-      }
+      for (int64_t p = 0; p < len; ++p) cls_s[p] = t[p] != ignore_index ? T(t[p]) : T(-1);
+      for (int64_t p = len; p < kClassPixels; ++p) cls_s[p] = T(-1);
       int64_t cnt[NV];
-      vec<T> w[NV], cls[NV], l[NV];
-      for (int64_t j = 0; j < NV; ++j) {
-        cnt[j] = lanes_of(j, V, len);
-        w[j] = load(w_s + j * V, V);
+      vec<T> m[NV], s[NV], xt[NV], cls[NV];
+      for (int64_t j = 0; j < nv; ++j) {
+        cnt[j] = std::min(len - j * V, V);
         cls[j] = load(cls_s + j * V, V);
-        l[j] = load(lp + n * S + p0 + j * V, cnt[j]);
+        m[j] = splat(kMinusInf);
+        s[j] = xt[j] = vec<T>{};
       }
-      const T* x = xp + n * K * S + p0;
-      T* d = dp + n * K * S + p0;
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = 0; j < NV; ++j) {
-          const vec<T> softmax = exp_nonpositive(load(x + k * S + j * V, cnt[j]) - l[j]);
-          const vec<T> onehot = cls[j] == T(k) ? splat(T(1)) : vec<T>{};
-          store(d + k * S + j * V, w[j] * (softmax - onehot), cnt[j]);
+      for (int64_t k = 0; k < K; ++k)  // pass 1: the max (lanes past the block's end: -inf)
+        for (int64_t j = 0; j < nv; ++j) {
+          const vec<T> v = load(x + k * S + j * V, cnt[j], kMinusInf);
+          tile[size_t(k * NV + j)] = v;
+          m[j] = vmax(m[j], v);
         }
+      for (int64_t k = 0; k < K; ++k)  // pass 2: e = exp(x - m), its sum, the target's logit
+        for (int64_t j = 0; j < nv; ++j) {
+          vec<T>& v = tile[size_t(k * NV + j)];
+          const vec<T> e = exp_nonpositive(v - m[j]);
+          s[j] += e;
+          xt[j] += cls[j] == T(k) ? v : vec<T>{};
+          if (dp) v = e;  // kept for pass 3
+        }
+      // The block's loss terms, lane by lane into double accumulators (a fixed order).
+      double acc[V] = {};
+      for (int64_t j = 0; j < nv; ++j) {
+        const vec<T> term = cls[j] >= T(0) ? m[j] + log_ge1(s[j]) - xt[j] : vec<T>{};
+        for (int64_t l = 0; l < V; ++l) acc[l] += double(term[l]);
+      }
+      partial[size_t(b)] = combine_lanes(acc);
+      if (!dp) continue;
+      T* d = dp + n * K * S + p0;
+      for (int64_t j = 0; j < nv; ++j) {  // pass 3: the gradient
+        const vec<T> w = cls[j] >= T(0) ? splat(T(scale)) : vec<T>{};  // 0 at ignored positions
+        const vec<T> inv_s = T(1) / s[j];
+        for (int64_t k = 0; k < K; ++k) {
+          const vec<T> onehot = cls[j] == T(k) ? splat(T(1)) : vec<T>{};
+          store(d + k * S + j * V, w * (tile[size_t(k * NV + j)] * inv_s - onehot), cnt[j]);
+        }
+      }
     }
   });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
 }
 
 // ---- l1, masked l1, bce ------------------------------------------------------------------------
@@ -650,16 +663,14 @@ void normalize_bwd(const Tensor& dx, const Tensor& dout, const Tensor& x, double
 
 }  // namespace
 
-CrossEntropySums cross_entropy_forward(const Tensor& lse, const Tensor& logits, const Tensor& target,
-                                       int64_t ignore_index) {
-  return dispatch_floating(logits.dtype(), "cross_entropy",
-                           [&]<typename T>() { return ce_forward<T>(lse, logits, target, ignore_index); });
+CrossEntropyTargets cross_entropy_targets(const Tensor& target, int64_t classes, int64_t ignore_index) {
+  return ce_targets(target, classes, ignore_index);
 }
 
-void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& target, const Tensor& lse,
-                            int64_t ignore_index, double scale) {
-  dispatch_floating(logits.dtype(), "cross_entropy_backward",
-                    [&]<typename T>() { ce_backward<T>(dlogits, logits, target, lse, ignore_index, scale); });
+double cross_entropy_forward(const Tensor& dlogits, const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                             double scale) {
+  return dispatch_floating(logits.dtype(), "cross_entropy",
+                           [&]<typename T>() { return ce_forward<T>(dlogits, logits, target, ignore_index, scale); });
 }
 
 double l1_forward(const Tensor& a, const Tensor& b) {

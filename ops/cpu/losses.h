@@ -11,20 +11,22 @@
 
 namespace mila::cpu {
 
-// logits [N, K, S], target int64 [N, S]; writes lse [N, S] = logsumexp over K (saved for the
-// backward). loss_sum and count cover the non-ignored positions; bad_index is the first
-// position (row-major over [N, S]) whose target is neither ignore_index nor in [0, K), -1 if none.
-struct CrossEntropySums {
-  double loss_sum = 0;
+// target int64 [n] of a K-class problem: the number of positions to average over (target in
+// [0, K)), and the first position (row-major) whose target is neither ignore_index nor in
+// [0, K) with its value (bad_index -1 if none).
+struct CrossEntropyTargets {
   int64_t count = 0;
   int64_t bad_index = -1;
   int64_t bad_value = 0;
 };
-CrossEntropySums cross_entropy_forward(const Tensor& lse, const Tensor& logits, const Tensor& target,
-                                       int64_t ignore_index);
-// dlogits = scale * (exp(logits - lse) - onehot(target)) at non-ignored positions, 0 elsewhere.
-void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& target, const Tensor& lse,
-                            int64_t ignore_index, double scale);
+CrossEntropyTargets cross_entropy_targets(const Tensor& target, int64_t classes, int64_t ignore_index);
+
+// logits [N, K, S], target int64 [N, S] (checked: every value is ignore_index or in [0, K)).
+// Returns the sum over the non-ignored positions of logsumexp - logits[target]. When dlogits
+// [N, K, S] is defined, also writes the gradient of scale * that sum:
+// dlogits = scale * (softmax(logits) - onehot(target)) at non-ignored positions, 0 elsewhere.
+double cross_entropy_forward(const Tensor& dlogits, const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                             double scale);
 
 // A masked sum and the number of valid (mask != 0) elements or pixels.
 struct WeightedSums {

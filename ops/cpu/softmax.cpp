@@ -28,8 +28,10 @@ void softmax_forward(const Tensor& out, const Tensor& x, int64_t dim, bool log) 
         total += double(e);
       }
       if (log) {
-        const T shift = m + T(std::log(total));
-        for (int64_t j = 0; j < len; ++j) ol[j * os] = xl[j * xs] - shift;
+        // (x - m) - log(total), not x - (m + log(total)): with large logits m + log(total)
+        // would round at the magnitude of m (an ulp of 1000 is 6e-5 in float32).
+        const T lse = T(std::log(total));
+        for (int64_t j = 0; j < len; ++j) ol[j * os] = (xl[j * xs] - m) - lse;
       } else {
         const T inv = T(1.0 / total);
         for (int64_t j = 0; j < len; ++j) ol[j * os] *= inv;

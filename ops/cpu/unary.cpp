@@ -37,9 +37,10 @@ void dispatch(Op op, bool backward, const Tensor& a, const Tensor& b, const Tens
       return run<T>(backward, a, b, c, d, [](T x) { return std::abs(x); },
                     [](T g, T x, T) { return x > T(0) ? g : (x < T(0) ? -g : T(0)); });
     case Op::relu:
-      // Written (x < 0 ? 0 : x) so that NaN passes through, as in PyTorch.
+      // Written (x < 0 ? 0 : x) and (y <= 0 ? 0 : g) so that NaN passes through both ways,
+      // as PyTorch's threshold_backward does.
       return run<T>(backward, a, b, c, d, [](T x) { return x < T(0) ? T(0) : x; },
-                    [](T g, T, T y) { return y > T(0) ? g : T(0); });
+                    [](T g, T, T y) { return y <= T(0) ? T(0) : g; });
     case Op::sigmoid:
       return run<T>(backward, a, b, c, d, [](T x) { return T(1) / (T(1) + std::exp(-x)); },
                     [](T g, T, T y) { return g * y * (T(1) - y); });
