@@ -1,6 +1,8 @@
 // train.cpp - see train.h.
 #include "mila/train.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <stdexcept>
 
@@ -36,6 +38,29 @@ double DynamicWeightAverage::weight(const std::string& task) const {
   double denom = 0;
   for (const std::string& t : tasks_) denom += std::exp(last.at(t) / std::max(before.at(t), 1e-12) / temperature_);
   return double(tasks_.size()) * std::exp(last.at(task) / std::max(before.at(task), 1e-12) / temperature_) / denom;
+}
+
+std::string DynamicWeightAverage::state_json() const {
+  nlohmann::json j;
+  j["sum"] = sum_;
+  j["count"] = count_;
+  j["epoch_means"] = epoch_means_;
+  return j.dump();
+}
+
+void DynamicWeightAverage::load_state_json(const std::string& text) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    auto sum = j.at("sum").get<std::map<std::string, double>>();
+    auto count = j.at("count").get<std::map<std::string, double>>();
+    auto means = j.at("epoch_means").get<std::vector<std::map<std::string, double>>>();
+    for (const auto& m : means)
+      for (const std::string& t : tasks_)
+        if (!m.count(t)) throw std::invalid_argument("epoch means lack task '" + t + "'");
+    sum_ = std::move(sum), count_ = std::move(count), epoch_means_ = std::move(means);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("DynamicWeightAverage::load_state_json: ") + e.what());
+  }
 }
 
 Tensor task_loss(const std::string& task, const Tensor& pred, const Batch& batch) {

@@ -35,6 +35,10 @@ class DynamicWeightAverage {
   void record(const std::string& task, double loss);  // one step's value
   void end_epoch();
   double weight(const std::string& task) const;
+  // The running sums and the epoch means as JSON, and back: a resumed run continues with
+  // the same weights (examples/train_nyu saves it with every checkpoint).
+  std::string state_json() const;
+  void load_state_json(const std::string& text);
 
  private:
   std::vector<std::string> tasks_;
