@@ -63,6 +63,7 @@
 #include <vector>
 
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/simd.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -90,36 +91,13 @@ constexpr int64_t kMinRows = 4;
 
 // ---- vectors ----------------------------------------------------------------------------
 
-template <typename T>
-struct Simd {
-  typedef T vec __attribute__((vector_size(64)));
-  using index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // an integer of T's size
-  typedef index ivec __attribute__((vector_size(64)));
-  static constexpr int64_t lanes = 64 / sizeof(T);
-};
-template <typename T>
-using vec = typename Simd<T>::vec;
-template <typename T>
-using ivec = typename Simd<T>::ivec;  // comparisons give these: all bits set (true) or 0
+using simd::Simd;
+using simd::vec;
+using simd::ivec;
+using simd::load;
+using simd::store;
+using simd::splat;
 
-template <typename T>
-inline vec<T> load(const T* p) {  // unaligned
-  vec<T> x;
-  std::memcpy(&x, p, sizeof x);
-  return x;
-}
-// Stores the first n lanes (n = all lanes except at the end of a row). By value: a vector
-// whose address is taken would live in memory rather than in a register.
-template <typename T>
-inline void store(T* p, vec<T> x, int64_t n) {
-  if (n == Simd<T>::lanes) {
-    std::memcpy(p, &x, sizeof x);
-  } else {
-    T lanes[Simd<T>::lanes];
-    std::memcpy(lanes, &x, sizeof x);
-    std::copy(lanes, lanes + n, p);
-  }
-}
 // A whole vector to 64-byte aligned p with a streaming (non-temporal) store: the line goes
 // to memory without being read into the cache first (no read-for-ownership) and without
 // evicting anything. For outputs too big to stay in cache this saves a third of the
@@ -142,10 +120,6 @@ inline void stream_fence() {
 #endif
 }
 
-template <typename T>
-inline vec<T> splat(T value) {
-  return vec<T>{} + value;
-}
 template <typename T>
 inline ivec<T> lane_index() {  // 0, 1, 2, ...
   ivec<T> i{};

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/simd.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -42,48 +43,14 @@ namespace {
 
 // ---- vectors and vectorizable math ----------------------------------------------------------
 
-// A 64-byte vector of T (16 floats or 8 doubles) in GCC's vector extension: lanewise +, *,
-// comparisons (giving all-bits masks) and `mask ? a : b`, compiled to AVX-512 with
-// -march=native (to narrower vectors or scalars elsewhere). Written out rather than left
-// to the auto-vectorizer, which keeps loops with float comparisons (max, clamping, NaN
-// checks) scalar unless -fno-trapping-math is given.
-template <typename T>
-struct Simd {
-  typedef T vec __attribute__((vector_size(64)));
-  using index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // an integer of T's size
-  typedef index ivec __attribute__((vector_size(64)));
-  static constexpr int64_t lanes = 64 / sizeof(T);
-};
-template <typename T>
-using vec = typename Simd<T>::vec;
-template <typename T>
-using ivec = typename Simd<T>::ivec;
+// The vectors of simd.h: lanewise math, comparisons as masks, `mask ? a : b`.
+using simd::Simd;
+using simd::vec;
+using simd::ivec;
+using simd::load;
+using simd::store;
+using simd::splat;
 
-template <typename T>
-inline vec<T> splat(T value) {
-  return vec<T>{} + value;
-}
-// The first n (<= lanes) values from p; the other lanes are `fill`, and p[n..] is not read.
-template <typename T>
-inline vec<T> load(const T* p, int64_t n, T fill = T(0)) {
-  vec<T> x;
-  if (n == Simd<T>::lanes) {
-    std::memcpy(&x, p, sizeof x);
-    return x;
-  }
-  x = splat(fill);
-  for (int64_t l = 0; l < n; ++l) x[l] = p[l];
-  return x;
-}
-// Stores the first n (<= lanes) lanes to p.
-template <typename T>
-inline void store(T* p, vec<T> x, int64_t n) {
-  if (n == Simd<T>::lanes) {
-    std::memcpy(p, &x, sizeof x);
-    return;
-  }
-  for (int64_t l = 0; l < n; ++l) p[l] = x[l];
-}
 template <typename Vec>  // Vec: vec<float> or vec<double>
 inline Vec vmax(Vec a, Vec b) {
   return a < b ? b : a;  // std::max's rule per lane: a NaN in b is skipped, one in a kept
