@@ -18,7 +18,7 @@ struct MemoryStats {
   int64_t bytes_in_use = 0;   // bytes handed out and not yet returned
   int64_t peak_bytes = 0;     // maximum of bytes_in_use since start or the last reset_peak()
   int64_t allocations = 0;    // number of allocate() calls since start
-  int64_t bytes_cached = 0;   // bytes held by a caching allocator but not in use (0 on CPU)
+  int64_t bytes_cached = 0;   // bytes held by a caching allocator but not in use (see Note [CPU block cache])
 };
 
 class Allocator {
@@ -38,6 +38,8 @@ void register_allocator(DeviceType type, Allocator* allocator);
 // Shorthands for tests and benchmarks.
 MemoryStats memory_stats(Device device = Device::cpu());
 void reset_peak_memory(Device device = Device::cpu());
+// Frees the CPU allocator's cached blocks (tensor/allocator.cpp, Note [CPU block cache]).
+void empty_cpu_cache();
 
 // Counting helper shared by the allocators: thread-safe in-use and peak bookkeeping.
 class AllocationCounter {

@@ -547,7 +547,33 @@ TEST_CASE("memory_stats: bytes in use count every storage exactly and return to 
     CHECK(memory_stats().peak_bytes == now + 400000);
     reset_peak_memory();
     CHECK(memory_stats().peak_bytes == now);
+    empty_cpu_cache();
     CHECK(memory_stats().bytes_cached == 0);
+  }
+
+  SUBCASE("large blocks are cached on free and handed out again (Note [CPU block cache])") {
+    empty_cpu_cache();
+    const void* first = nullptr;
+    {
+      const Tensor t = empty({1 << 20});  // 4 MiB
+      first = t.data<float>();
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    CHECK(memory_stats().bytes_cached == 0);  // sanitizer builds free every block
+#else
+    CHECK(memory_stats().bytes_cached == int64_t(4) << 20);
+    {
+      const Tensor again = empty({1 << 20});
+      CHECK(static_cast<const void*>(again.data<float>()) == first);
+      CHECK(memory_stats().bytes_cached == 0);
+      const Tensor other = empty({(1 << 20) + (1 << 19)});  // 6 MiB: another size, a new block
+      CHECK(static_cast<const void*>(other.data<float>()) != first);
+    }
+    CHECK(memory_stats().bytes_cached == (int64_t(4) << 20) + (int64_t(6) << 20));
+#endif
+    empty_cpu_cache();
+    CHECK(memory_stats().bytes_cached == 0);
+    (void)first;
   }
 }
 
