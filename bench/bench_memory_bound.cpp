@@ -174,21 +174,24 @@ void BM_bilinear_op_bwd(benchmark::State& state) {
 constexpr int64_t kCeN = 4, kCeK = 13, kCeH = 288, kCeW = 384, kCeS = kCeH * kCeW;
 
 struct CrossEntropyProblem {
-  Tensor logits = random({kCeN, kCeK, kCeS}, 1);
-  Tensor target, dlogits = zeros({kCeN, kCeK, kCeS});
-  CrossEntropyProblem() {
+  Tensor logits, target, dlogits;
+  // S positions per image (default: the model's 288 x 384).
+  explicit CrossEntropyProblem(int64_t S = kCeS) {
+    logits = random({kCeN, kCeK, S}, 1), dlogits = zeros({kCeN, kCeK, S});
     Generator gen(3);
-    target = randint(0, kCeK, {kCeN, kCeS}, {DType::Int64}, &gen);
+    target = randint(0, kCeK, {kCeN, S}, {DType::Int64}, &gen);
     // About 10% of the pixels ignored, as in NYUv2's label maps.
-    target = where(lt(rand({kCeN, kCeS}, {}, &gen), 0.1), full({}, 255, {DType::Int64}), target);
+    target = where(lt(rand({kCeN, S}, {}, &gen), 0.1), full({}, 255, {DType::Int64}), target);
   }
   double logit_bytes() const { return floats(logits.numel()); }
   double label_bytes() const { return 8.0 * double(target.numel()); }
 };
 
-// The loss alone (evaluation: no gradient wanted).
+// The loss alone (evaluation: no gradient wanted). Argument: positions per image; the
+// in-cache size (4 x 13 x 2048 logits, 426 KB) shows the arithmetic's own speed, which
+// bounds the large one from below whatever the memory does.
 void BM_cross_entropy_fwd_kernel(benchmark::State& state) {
-  CrossEntropyProblem p;
+  CrossEntropyProblem p(state.range(0));
   run(state, p.logit_bytes() + p.label_bytes(), [&] {
     const cpu::CrossEntropyTargets t = cpu::cross_entropy_targets(p.target, kCeK, 255);
     benchmark::DoNotOptimize(cpu::cross_entropy_forward(Tensor(), p.logits, p.target, 255, 1.0 / double(t.count)));
@@ -271,9 +274,11 @@ void BM_channel_gate_op_bwd(benchmark::State& state) {
 
 constexpr int64_t kBce = int64_t(1) << 22;
 
+// Argument: elements (the in-cache size, 64 Ki: the arithmetic's own speed, as for cross_entropy).
 void BM_bce_fwd_kernel(benchmark::State& state) {
-  const Tensor x = random({kBce}, 1), t = rand({kBce});
-  run(state, 2 * floats(kBce), [&] { benchmark::DoNotOptimize(cpu::bce_with_logits_forward(x, t)); });
+  const int64_t n = state.range(0);
+  const Tensor x = random({n}, 1), t = rand({n});
+  run(state, 2 * floats(n), [&] { benchmark::DoNotOptimize(cpu::bce_with_logits_forward(x, t)); });
 }
 void BM_bce_bwd_kernel(benchmark::State& state) {
   const Tensor x = random({kBce}, 1), t = rand({kBce}), dx = zeros({kBce});
@@ -297,7 +302,7 @@ BENCHMARK(BM_bilinear_fwd_kernel)->Apply(timing);
 BENCHMARK(BM_bilinear_bwd_kernel)->Apply(timing);
 BENCHMARK(BM_bilinear_op_fwd)->Apply(timing);
 BENCHMARK(BM_bilinear_op_bwd)->Apply(timing);
-BENCHMARK(BM_cross_entropy_fwd_kernel)->Apply(timing);
+BENCHMARK(BM_cross_entropy_fwd_kernel)->ArgName("S")->Arg(kCeS)->Arg(2048)->Apply(timing);
 BENCHMARK(BM_cross_entropy_fwdbwd_kernel)->Apply(timing);
 BENCHMARK(BM_cross_entropy_op_fwd)->Apply(timing);
 BENCHMARK(BM_cross_entropy_op_bwd)->ArgName("twice_dout")->Arg(2)->Arg(1)->Apply(timing);
@@ -309,7 +314,7 @@ BENCHMARK(BM_channel_gate_fwd_kernel)->Apply(timing);
 BENCHMARK(BM_channel_gate_bwd_kernel)->Apply(timing);
 BENCHMARK(BM_channel_gate_op_fwd)->Apply(timing);
 BENCHMARK(BM_channel_gate_op_bwd)->Apply(timing);
-BENCHMARK(BM_bce_fwd_kernel)->Apply(timing);
+BENCHMARK(BM_bce_fwd_kernel)->ArgName("n")->Arg(kBce)->Arg(int64_t(1) << 16)->Apply(timing);
 BENCHMARK(BM_bce_bwd_kernel)->Apply(timing);
 
 }  // namespace
