@@ -7,8 +7,8 @@
 //                key  = ILA_T(s_t, s_k)    k = the latest keyframe before t in the clip (s_t when none / on keyframes)
 //                prev = ILA_T(s_t, s_{t-1}) (multi_frame; s_t when t is the clip's first frame)
 //                y_T  = upsample(head_T(concat(cur, key[, prev])))   normal: L2-normalized over channels
-// Paper equations: the encoder split is eq. (1), SE + ILA eq. (2)-(4), the heads eq. (5);
-// docs/mila.md maps each to the code.
+// Paper equations: the ILA weighted sum is eq. (1), its softmax weights eq. (2), the mimic
+// and adversarial losses eq. (3) (mila/train.h); docs/mila.md maps each to the code.
 #pragma once
 
 #include <map>
