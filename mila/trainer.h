@@ -1,0 +1,96 @@
+// trainer.h - the training program behind examples/train_nyu, as a library function so that
+// tests can run it (resume exactness, bad input) and other programs can reuse it.
+//
+// One run, in order:
+//   1. data: --data DIR (NYUv2-video layout, SPEC 5), or the synthetic set rendered once into
+//      a cache folder named after its configuration; both splits validated before training.
+//   2. model: the Config (JSON file or the built-in small one), seeded initialization, then
+//      the --init files (a MILA checkpoint, or slow=/fast= ResNet classifiers).
+//   3. steps: batches from the prefetching loader (SPEC 4.4 sampling), training_losses(),
+//      backward, optional gradient clipping, optimizer step, learning-rate schedule.
+//      Every loss term is checked: NaN or infinity stops the run naming the step and the
+//      term, before anything is saved (the last good checkpoint stays).
+//   4. output folder: log.csv (every term per step), loss.svg (the curves), checkpoint/
+//      (model, optimizer and loop state, replaced atomically every checkpoint_every steps
+//      and at the end), model.safetensors (the final model, for examples/predict),
+//      eval.jsonl and metrics.txt (SPEC 4.5 on the validation split, every eval_every steps
+//      and at the end, next to a constant-prediction baseline), vis/ (pictures of a few
+//      validation clips: input, ground truth and prediction per task).
+//
+// Resume (--resume DIR): model, optimizer, DWA state and the loader's batch counter come
+// back from DIR/checkpoint; log rows after that step are dropped; the loader's batches are
+// a pure function of (seed, batch index), so on the CPU, with the same seed and thread
+// count, the resumed run logs exactly the losses an uninterrupted run logs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/synthetic.h"
+#include "mila/config.h"
+#include "mila/metrics.h"
+#include "tensor/device.h"
+
+namespace mila {
+
+struct TrainOptions {
+  // data
+  std::string data;          // NYUv2-video root; empty: the synthetic set
+  std::string cache;         // where the synthetic set is rendered; empty: default_cache_dir()
+  data::SyntheticConfig synthetic;
+  // model
+  Config model;              // model and loss configuration
+  std::vector<std::string> init;  // "FILE", "slow=FILE", "fast=FILE" (mila/checkpoint.h)
+  // optimization
+  int64_t steps = 0;         // total steps; 0: take epochs
+  int64_t epochs = 0;        // total epochs when steps == 0 (an epoch: size / batch batches)
+  int64_t batch = 4;
+  std::string optimizer = "adam";  // adam | sgd
+  double lr = 1e-4;
+  double momentum = 0.9;     // sgd
+  double weight_decay = 0;
+  double beta2 = 0.99;       // adam (the paper's betas (0.9, 0.99))
+  std::string schedule = "constant";  // constant | step | cosine | poly
+  int64_t warmup = 0;        // linear warm-up steps
+  double clip_grad = 0;      // max gradient norm; 0: off
+  bool augment = true;
+  uint64_t seed = 0;
+  int threads = 0;           // OpenMP threads; 0: the runtime's default
+  int workers = 2;           // loader threads
+  Device device = Device::cpu();
+  // output
+  std::string out = "runs/train_nyu";
+  std::string resume;        // a previous run's out folder: continue it (out becomes this)
+  int64_t checkpoint_every = 100;
+  int64_t eval_every = 0;    // 0: only at the end
+  int64_t eval_samples = -1; // validation samples per evaluation (-1: all)
+  int64_t visualize = 4;     // validation clips drawn per evaluation
+  std::string dump_first_batch;  // safetensors file for the first training batch
+  bool progress = true;      // the progress line (a line per ~2% when not a terminal)
+  bool final_eval = true;
+  int64_t stop_after = -1;   // tests: stop after this many steps as if killed (no save)
+};
+
+struct TrainSummary {
+  int64_t first_step = 0, steps = 0;  // this run did steps [first_step, steps)
+  double seconds = 0;
+  bool interrupted = false;           // stop_after ended the run
+  bool evaluated = false;
+  MetricResults metrics, baseline;    // at the end (when final_eval), and the constant baseline
+};
+
+// Thrown when a loss term is NaN or infinite; the message names the step and the term.
+struct NonFiniteLoss : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// $XDG_CACHE_HOME/mila-cpp or ~/.cache/mila-cpp (./.cache/mila-cpp without a home).
+std::string default_cache_dir();
+// The model configuration train_nyu uses without --config: fast to train on 2 cores
+// (Slow ResNet-34 and Fast ResNet-18 at width 16, C 64, D 16, L 5, K 3).
+Config small_config();
+
+TrainSummary train_nyu(TrainOptions options);
+
+}  // namespace mila

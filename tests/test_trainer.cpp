@@ -1,0 +1,185 @@
+// test_trainer.cpp - the training program (mila/trainer.h) end to end on a tiny synthetic
+// set and model: the output folder, exact resume after an interruption, the first-batch
+// dump, bad input and non-finite losses.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "mila/checkpoint.h"
+#include "mila/trainer.h"
+#include "nn/safetensors.h"
+
+using namespace mila;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    static std::atomic<int> counter{0};
+    path = fs::temp_directory_path() / ("mila_test_trainer_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string read(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The loss columns of log.csv (step, epoch, lr and the terms; not the timing columns).
+std::vector<std::string> loss_rows(const fs::path& log) {
+  std::vector<std::string> rows;
+  std::istringstream in(read(log));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    size_t cut = line.size();
+    for (int k = 0; k < 2; ++k) cut = line.rfind(',', cut - 1);  // drop seconds, frames_per_s
+    rows.push_back(line.substr(0, cut));
+  }
+  return rows;
+}
+
+// 2 train sequences, 1 val sequence of 6 frames at 32x48; a model of ~100k parameters.
+TrainOptions tiny_run(const fs::path& cache, const fs::path& out) {
+  TrainOptions o;
+  o.cache = cache.string();
+  o.synthetic.height = 32, o.synthetic.width = 48;
+  o.synthetic.train_sequences = 2, o.synthetic.val_sequences = 1;
+  o.synthetic.frames_per_sequence = 6;
+  o.synthetic.annotate_first = 1, o.synthetic.annotate_stride = 2;
+  o.synthetic.seed = 3;
+  o.model.slow_depth = 18, o.model.fast_depth = 18;
+  o.model.width = 8, o.model.C = 16, o.model.D = 8, o.model.L = 3, o.model.K = 2;
+  o.steps = 4;
+  o.batch = 2;
+  o.lr = 1e-3;
+  o.workers = 1;
+  o.checkpoint_every = 2;
+  o.progress = false;
+  o.final_eval = false;
+  o.visualize = 0;
+  o.out = out.string();
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("train_nyu: a run writes its folder, and a resumed run logs exactly what an uninterrupted one does") {
+  TempDir dir("resume");
+  const fs::path cache = dir.path / "cache";
+
+  TrainOptions whole = tiny_run(cache, dir.path / "whole");
+  whole.dump_first_batch = (dir.path / "batch0.safetensors").string();
+  const TrainSummary s = train_nyu(whole);
+  CHECK(s.steps == 4);
+  CHECK(!s.interrupted);
+  for (const char* f : {"log.csv", "loss.svg", "model.safetensors", "checkpoint/model.safetensors",
+                        "checkpoint/optimizer.safetensors", "checkpoint/state.json"})
+    CHECK_MESSAGE(fs::exists(dir.path / "whole" / f), f);
+  const std::vector<std::string> expected = loss_rows(dir.path / "whole" / "log.csv");
+  REQUIRE(expected.size() == 4);
+  CHECK(expected[0].rfind("0,0,", 0) == 0);
+
+  // The dump holds the first batch as the model saw it: SPEC-normalized frames [T, B, 3, H, W].
+  const SafetensorsContents dump = read_safetensors(whole.dump_first_batch);
+  const Tensor frames = dump.find("frames"), seg = dump.find("seg");
+  REQUIRE(frames.defined());
+  CHECK(frames.dim() == 5);
+  CHECK(frames.size(1) == 2);
+  CHECK(frames.size(3) == 32);
+  CHECK(dump.find("t0").dim() == 0);
+  CHECK(seg.dtype() == DType::Int64);
+  CHECK(dump.find("depth").shape() == Shape{2, 1, 32, 48});
+  CHECK(dump.find("normal").shape() == Shape{2, 3, 32, 48});
+
+  // The final model carries its config and loads alone.
+  std::unique_ptr<Model> m = load_model((dir.path / "whole" / "model.safetensors").string());
+  CHECK(m->config().width == 8);
+
+  // Interrupted after 3 steps (the checkpoint is from step 2, the log has rows 0..2), resumed.
+  TrainOptions part = tiny_run(cache, dir.path / "part");
+  part.stop_after = 3;
+  CHECK(train_nyu(part).interrupted);
+  CHECK(loss_rows(dir.path / "part" / "log.csv").size() == 3);
+  TrainOptions resume = tiny_run(cache, dir.path / "elsewhere");
+  resume.resume = (dir.path / "part").string();
+  const TrainSummary r = train_nyu(resume);
+  CHECK(r.first_step == 2);
+  CHECK(loss_rows(dir.path / "part" / "log.csv") == expected);
+
+  // A resume whose settings differ from the run's is refused, naming the setting.
+  TrainOptions other = resume;
+  other.seed = 9;
+  CHECK_THROWS_WITH_AS(train_nyu(other), doctest::Contains("--seed"), std::invalid_argument);
+}
+
+TEST_CASE("train_nyu: bad input is refused before training") {
+  TempDir dir("bad");
+  TrainOptions o = tiny_run(dir.path / "cache", dir.path / "out");
+  SUBCASE("missing data folder") {
+    o.data = (dir.path / "nowhere").string();
+    CHECK_THROWS_WITH(train_nyu(o), doctest::Contains("nowhere"));
+  }
+  SUBCASE("resume without a checkpoint") {
+    o.resume = (dir.path / "empty").string();
+    fs::create_directories(o.resume);
+    CHECK_THROWS_WITH(train_nyu(o), doctest::Contains("no checkpoint"));
+  }
+  SUBCASE("a batch larger than the training split") {
+    o.batch = 64;
+    CHECK_THROWS_WITH(train_nyu(o), doctest::Contains("batch size 64"));
+  }
+  SUBCASE("unknown optimizer") {
+    o.optimizer = "lbfgs";
+    CHECK_THROWS_WITH(train_nyu(o), doctest::Contains("--optimizer"));
+  }
+  CHECK(!fs::exists(dir.path / "out" / "checkpoint"));
+}
+
+TEST_CASE("train_nyu: a non-finite loss stops the run naming the step and the term, keeping the last checkpoint") {
+  TempDir dir("nan");
+  TrainOptions o = tiny_run(dir.path / "cache", dir.path / "out");
+  // SGD at an absurd learning rate: the weights overflow within a few steps.
+  o.optimizer = "sgd";
+  o.lr = 1e30;
+  o.momentum = 0;
+  o.steps = 12;
+  o.checkpoint_every = 1;
+  try {
+    train_nyu(o);
+    FAIL("expected NonFiniteLoss");
+  } catch (const NonFiniteLoss& e) {
+    const std::string what = e.what();
+    CHECK(what.find("step ") != std::string::npos);
+    CHECK(what.find("loss term '") != std::string::npos);
+    // Every checkpoint on disk is from a step whose losses were finite.
+    const std::string state = read(dir.path / "out" / "checkpoint" / "state.json");
+    CHECK(state.find("\"step\"") != std::string::npos);
+  }
+}
+
+TEST_CASE("train_nyu: the shipped configurations parse, and small.json is the built-in default") {
+  auto read_config = [](const char* name) {
+    return Config::from_json(read(fs::path(MILA_SOURCE_DIR) / "examples" / "train_nyu" / "configs" / name));
+  };
+  const Config small = read_config("small.json"), builtin = small_config();
+  CHECK(small.to_json() == builtin.to_json());
+  const Config paper = read_config("paper.json");
+  CHECK(paper.slow_depth == 101);
+  CHECK(paper.to_json() == Config().to_json());  // the paper's model is the Config defaults
+}
