@@ -31,7 +31,12 @@ ILAModule::ILAModule(int64_t channels, int64_t key_channels, int64_t window_) : 
 }
 
 Tensor ILAModule::attend(const Tensor& target_keys, const Tensor& source_keys, const Tensor& source) {
-  return ila(target_keys, source_keys, source, window);
+  Tensor out = ila(target_keys, source_keys, source, window);
+  // Not a forward() call, so the MAC counter is told here (SPEC 4.5: the logits and the
+  // aggregation, per image).
+  if (Trace* trace = Trace::active())
+    trace->record(this, "ILA", out.shape(), out.size(0) * attention_macs(out.size(2), out.size(3), out.size(1)));
+  return out;
 }
 
 int64_t ILAModule::attention_macs(int64_t height, int64_t width, int64_t channels) const {

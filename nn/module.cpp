@@ -197,6 +197,17 @@ void Trace::leave(Module* m, const Tensor& input, const Tensor& output) {
   rows.push_back(row);
 }
 
+void Trace::record(const Module* m, const std::string& type, const Shape& output_shape, int64_t macs) {
+  TraceRow row;
+  row.type = type;
+  for (const auto& [mod, path] : paths_)
+    if (mod == m) row.path = path.empty() ? "(root)" : path;
+  row.output_shape = output_shape;
+  row.macs = macs;
+  row.depth = depth_;
+  rows.push_back(row);
+}
+
 int64_t Trace::total_macs() const {
   int64_t n = 0;
   for (const TraceRow& r : rows) n += r.macs;  // only leaf layers count MACs, so no double counting

@@ -118,6 +118,9 @@ struct Trace {
   // Called by Module::operator() around a forward.
   void enter(Module* m);
   void leave(Module* m, const Tensor& input, const Tensor& output);
+  // A row for work a module does outside its forward() (ILAModule::attend): MACs of a call
+  // that Module::operator() does not see.
+  void record(const Module* m, const std::string& type, const Shape& output_shape, int64_t macs);
 
  private:
   Trace* previous_;
