@@ -41,6 +41,7 @@ FrameResult Stream::step(const Tensor& frame) {
   if (!key) {
     e = model_.encode(frame, /*keyframe=*/false);
     if (options_.adaptive) {
+      if (!key_encoding_.defined()) key_encoding_ = e;  // the first Fast frame after the keyframe: drift 0
       const double base = mean(abs(key_encoding_)).item<double>();
       r.drift = mean(abs(sub(e, key_encoding_))).item<double>() / std::max(base, 1e-12);
       const bool overdue = options_.max_interval > 0 && t_ - last_keyframe_ >= options_.max_interval;
@@ -63,7 +64,7 @@ FrameResult Stream::step(const Tensor& frame) {
   if (key) {
     key_ = now;
     last_keyframe_ = t_;
-    if (options_.adaptive) key_encoding_ = e;
+    key_encoding_ = Tensor();  // the next Fast frame becomes the reference
   }
   previous_ = std::move(now);
   if (t_ == 0) shape_ = frame.shape();

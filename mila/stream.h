@@ -11,12 +11,13 @@
 //      (s_t on the first frame), head, upsampling, normalization - Model::predict.
 // Its outputs equal Model::forward_clip(frames, t0 = 0) on the same frames (tested).
 //
-// Adaptive keyframes (beyond the paper; off by default). The Fast encoder's neck output
-// drifts from the last keyframe's as the scene changes. On a frame the fixed policy would
-// give to Fast, the stream first runs Fast and measures
-//     drift = mean |e_t - e_key| / mean |e_key|      (e_key: the last keyframe's encoding)
-// and when drift > drift_threshold (or max_interval frames have passed since the keyframe,
-// when max_interval > 0) runs Slow on the frame too and makes it a keyframe. The Fast
+// Adaptive keyframes (beyond the paper; off by default). Slow and Fast features differ
+// even on one image, so the drift compares Fast with Fast: the reference is the Fast
+// encoding of the first frame after the last keyframe, and on each later frame the stream
+// runs Fast and measures
+//     drift = mean |e_t - e_ref| / mean |e_ref|
+// When drift > drift_threshold (or max_interval frames have passed since the keyframe,
+// when max_interval > 0) it runs Slow on the frame too and makes it a keyframe. The Fast
 // pass's cost then counts in that frame's MACs. With adaptive on, the K schedule still
 // applies, counted from the last keyframe (K frames after it comes the next), unless
 // fixed_schedule = false: then only the drift (and max_interval) decide.
@@ -61,7 +62,7 @@ class Stream {
   int64_t t_ = 0;               // frames seen
   int64_t last_keyframe_ = -1;  // its frame number
   Shape shape_;                 // of the first frame
-  Tensor key_encoding_;         // e of the last keyframe (adaptive policy)
+  Tensor key_encoding_;         // adaptive: e of the first Fast frame after the last keyframe
   std::map<std::string, Model::Features> key_, previous_;  // per block
 };
 

@@ -7,12 +7,14 @@
 #                libcli11-dev (command lines of the examples), libstb-dev (image files)
 #   tests:       doctest-dev
 #   benchmarks:  libbenchmark-dev (Google Benchmark), libeigen3-dev and libdnnl-dev (oneDNN),
-#                the baselines our kernels are measured against
+#                the baselines our kernels are measured against; ocl-icd-opencl-dev because
+#                Debian's oneDNN is built with its OpenCL GPU runtime and its CMake package
+#                config fails without OpenCL's headers (apt only recommends it)
 # Nothing is downloaded at build time. The CUDA toolkit, when present, is /usr/local/cuda.
 set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev libdnnl-dev
-          nlohmann-json3-dev libcli11-dev)
+          ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev)
 
 missing=()
 for p in "${packages[@]}"; do
