@@ -29,7 +29,7 @@
 
 #include <cstdint>
 
-#include "data/nyu.h"
+#include "data/video_dataset.h"
 #include "tensor/random.h"
 
 namespace mila::data {

@@ -8,7 +8,7 @@
 
 namespace mila::data {
 
-Batch make_batch(const NyuVideoDataset& ds, const BatchPlan& plan, const AugmentConfig* augment, uint64_t seed) {
+Batch make_batch(const VideoDataset& ds, const BatchPlan& plan, const AugmentConfig* augment, uint64_t seed) {
   const int64_t B = int64_t(plan.samples.size()), T = plan.offset + 1, H = ds.height(), W = ds.width(), HW = H * W;
   if (B == 0) throw std::invalid_argument("make_batch: batch " + std::to_string(plan.index) + " has no samples");
   Batch batch;
@@ -101,7 +101,7 @@ bool PrefetchLoader::next(Batch& out) {
   return true;
 }
 
-std::unique_ptr<PrefetchLoader> make_train_loader(const NyuVideoDataset& dataset, const TrainLoaderConfig& c) {
+std::unique_ptr<PrefetchLoader> make_train_loader(const VideoDataset& dataset, const TrainLoaderConfig& c) {
   auto sampler = std::make_shared<TrainSampler>(dataset.size(), c.batch_size, c.K, c.seed, true);
   const AugmentConfig aug = c.augment_config;
   const bool augment = c.augment;
@@ -112,7 +112,7 @@ std::unique_ptr<PrefetchLoader> make_train_loader(const NyuVideoDataset& dataset
   return std::make_unique<PrefetchLoader>(produce, c.first_batch, c.num_batches, c.workers, c.capacity);
 }
 
-std::unique_ptr<PrefetchLoader> make_eval_loader(const NyuVideoDataset& dataset, int64_t batch_size, int64_t K, int workers,
+std::unique_ptr<PrefetchLoader> make_eval_loader(const VideoDataset& dataset, int64_t batch_size, int64_t K, int workers,
                                                  int64_t capacity) {
   auto plans = std::make_shared<std::vector<BatchPlan>>(eval_plans(dataset.size(), batch_size, K));
   auto produce = [&dataset, plans](int64_t i) { return make_batch(dataset, (*plans)[size_t(i)], nullptr, 0); };

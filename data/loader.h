@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "data/augment.h"
-#include "data/nyu.h"
+#include "data/video_dataset.h"
 #include "data/sampler.h"
 
 namespace mila::data {
@@ -46,7 +46,7 @@ struct Batch {
 // Loads, augments (when `augment` is given) and normalizes the plan's clips and stacks them.
 // Sample b of the batch draws its AugmentParams b-th from Generator(stream_seed(seed,
 // kStreamAugment, plan.index)).
-Batch make_batch(const NyuVideoDataset& dataset, const BatchPlan& plan, const AugmentConfig* augment, uint64_t seed);
+Batch make_batch(const VideoDataset& dataset, const BatchPlan& plan, const AugmentConfig* augment, uint64_t seed);
 
 class PrefetchLoader {
  public:
@@ -93,10 +93,10 @@ struct TrainLoaderConfig {
 
 // The training stream: TrainSampler plans (drop_last) made into batches. The dataset must
 // outlive the loader.
-std::unique_ptr<PrefetchLoader> make_train_loader(const NyuVideoDataset& dataset, const TrainLoaderConfig& config);
+std::unique_ptr<PrefetchLoader> make_train_loader(const VideoDataset& dataset, const TrainLoaderConfig& config);
 
 // Evaluation: eval_plans (every sample once per offset 0..K-1), no augmentation.
-std::unique_ptr<PrefetchLoader> make_eval_loader(const NyuVideoDataset& dataset, int64_t batch_size, int64_t K, int workers = 2,
+std::unique_ptr<PrefetchLoader> make_eval_loader(const VideoDataset& dataset, int64_t batch_size, int64_t K, int workers = 2,
                                                  int64_t capacity = 4);
 
 }  // namespace mila::data

@@ -20,24 +20,18 @@
 // truncated or corrupted PNGs are found here too; a damaged JPEG may only show when its clip
 // is loaded, which checks the decoded pixels again. Every message names the file.
 //
-// Thread safety: a dataset is immutable after construction; load_clip may run on many
-// threads at once (the loader's workers do).
+// Thread safety: as every VideoDataset (video_dataset.h), immutable after construction.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "data/synthetic.h"
-#include "tensor/tensor.h"
+#include "data/video_dataset.h"
 
 namespace mila::data {
-
-struct DatasetError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 struct NyuSequence {
   std::string name;
@@ -48,31 +42,17 @@ struct NyuSequence {
   std::vector<std::filesystem::path> label, depth, normal;  // files of each annotated frame
 };
 
-// One annotated frame's clip, before normalization (what augmentation works on).
-struct ClipData {
-  Tensor frames;  // float32 [T, 3, H, W], RGB in [0, 1]; frames[T-1] is the annotated frame
-  Tensor seg;     // int64 [H, W], class ids, 255 = ignore
-  Tensor depth;   // float32 [1, H, W], metres, 0 = invalid
-  Tensor normal;  // float32 [3, H, W], unit or zero (invalid)
-};
-
-// SPEC 1's input normalization: x = (rgb - mean) / std per channel, in place on a contiguous
-// float32 [..., 3, H, W] tensor of values in [0, 1].
-constexpr float kImageMean[3] = {0.485f, 0.456f, 0.406f};
-constexpr float kImageStd[3] = {0.229f, 0.224f, 0.225f};
-void normalize_frames_(Tensor& frames);
-
-class NyuVideoDataset {
+class NyuVideoDataset : public VideoDataset {
  public:
   // root: the folder holding train/ and val/; split: "train", "val" or any sub-folder name.
   NyuVideoDataset(const std::string& root, const std::string& split, int64_t num_classes = kNyuClasses);
 
-  int64_t size() const { return int64_t(samples_.size()); }  // number of annotated frames
-  int64_t height() const { return height_; }
-  int64_t width() const { return width_; }
-  int64_t num_classes() const { return num_classes_; }
+  int64_t size() const override { return int64_t(samples_.size()); }  // number of annotated frames
+  int64_t height() const override { return height_; }
+  int64_t width() const override { return width_; }
+  int64_t num_classes() const override { return num_classes_; }
   int64_t num_frames() const;  // rgb frames over all sequences
-  const std::string& split_dir() const { return split_dir_; }
+  const std::string& split_dir() const override { return split_dir_; }
   const std::vector<NyuSequence>& sequences() const { return sequences_; }
 
   struct SampleRef {
@@ -81,19 +61,15 @@ class NyuVideoDataset {
     int64_t position = 0;    // the annotated frame's position: its rgb file is rgb[position]
   };
   SampleRef sample(int64_t i) const;
-  std::string sample_name(int64_t i) const;  // "<sequence>/<frame number>"
+  std::string sample_name(int64_t i) const override;  // "<sequence>/<frame number>"
 
   // Checks every file's structure and header (check_image_file: no pixel decoding) and the
   // labels' values; throws one DatasetError listing the first problems found (each naming
   // its file) and how many there were.
-  void validate() const;
+  void validate() const override;
 
-  // The clip of sample i with offset o (SPEC 4.4): the frames at positions p-o .. p of its
-  // sequence, with a position before the sequence's start replaced by its first frame;
-  // T = o + 1 frames, the keyframe at index 0. Labels are those of the annotated frame.
-  ClipData load_clip(int64_t i, int64_t offset) const;
-  // load_clip with the frames normalized (normalize_frames_): what the model sees.
-  ClipData clip(int64_t i, int64_t offset) const;
+  // The clip of sample i with offset o (video_dataset.h, SPEC 4.4).
+  ClipData load_clip(int64_t i, int64_t offset) const override;
 
  private:
   std::string split_dir_;

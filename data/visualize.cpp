@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "data/nyu.h"
+#include "data/video_dataset.h"
 
 namespace mila::data {
 namespace {

@@ -10,7 +10,7 @@
 
 namespace mila {
 
-MetricResults evaluate(Model& model, const data::NyuVideoDataset& dataset, const EvalOptions& options) {
+MetricResults evaluate(Model& model, const data::VideoDataset& dataset, const EvalOptions& options) {
   const int64_t K = model.config().K;
   const int64_t samples = options.max_samples >= 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
   if (samples == 0) throw std::invalid_argument("evaluate: no samples in " + dataset.split_dir());

@@ -3,7 +3,7 @@
 // over all of them (mila/metrics.h).
 #pragma once
 
-#include "data/nyu.h"
+#include "data/video_dataset.h"
 #include "mila/metrics.h"
 #include "mila/model.h"
 
@@ -18,6 +18,6 @@ struct EvalOptions {
 
 // The model runs in eval mode under no-grad, heads on the last frame only; its training mode
 // is restored afterwards. The data's frames are moved to the model's device.
-MetricResults evaluate(Model& model, const data::NyuVideoDataset& dataset, const EvalOptions& options = {});
+MetricResults evaluate(Model& model, const data::VideoDataset& dataset, const EvalOptions& options = {});
 
 }  // namespace mila

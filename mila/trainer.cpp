@@ -18,8 +18,10 @@
 #include <sstream>
 
 #include "autograd/grad_mode.h"
+#include "data/cityscapes.h"
 #include "data/image_io.h"
 #include "data/loader.h"
+#include "data/nyu.h"
 #include "data/visualize.h"
 #include "mila/checkpoint.h"
 #include "mila/evaluate.h"
@@ -199,7 +201,7 @@ void dump_batch(const std::string& path, const data::Batch& b) {
 // ---- pictures and the constant baseline ----------------------------------------------------------
 
 // One PNG per validation clip: the annotated frame and, per task, ground truth over prediction.
-void write_pictures(Model& model, const data::NyuVideoDataset& val, int64_t count, const fs::path& dir) {
+void write_pictures(Model& model, const data::VideoDataset& val, int64_t count, const fs::path& dir) {
   fs::create_directories(dir);
   const bool was_training = model.is_training();
   model.eval();
@@ -240,7 +242,7 @@ void write_pictures(Model& model, const data::NyuVideoDataset& val, int64_t coun
 // The constant predictor a model has to beat: the most frequent training class, the mean
 // training depth, the mean training normal direction, scored on the validation split as
 // the model is (every sample; the offsets would only repeat the same pixels).
-MetricResults constant_baseline(const data::NyuVideoDataset& train, const data::NyuVideoDataset& val, const Config& cfg) {
+MetricResults constant_baseline(const data::VideoDataset& train, const data::VideoDataset& val, const Config& cfg) {
   const int64_t classes = std::max<int64_t>(cfg.task_channels("seg"), 1);
   std::vector<int64_t> class_count(size_t(classes), 0);
   double depth_sum = 0, normal_sum[3] = {0, 0, 0};
@@ -368,6 +370,9 @@ TrainSummary train_nyu(TrainOptions o) {
     };
     same("seed", o.seed), same("batch", o.batch), same("optimizer", o.optimizer), same("lr", o.lr);
     same("augment", o.augment), same("data", o.data), same("schedule", o.schedule);
+    if (saved.value("dataset", std::string("nyu")) != o.dataset)  // runs before --dataset were NYUv2
+      throw std::invalid_argument("train_nyu --resume: --dataset " + o.dataset + " differs from the run's " +
+                                  saved.value("dataset", std::string("nyu")) + " (" + (ck / "state.json").string() + ")");
   }
   const fs::path out(o.out);
   fs::create_directories(out);
@@ -387,11 +392,23 @@ TrainSummary train_nyu(TrainOptions o) {
       std::printf("synthetic set: %s (cached)\n", root.c_str());
   }
   const int64_t seg_classes = std::max<int64_t>(o.model.task_channels("seg"), 1);
-  const data::NyuVideoDataset train(root, "train", seg_classes), val(root, "val", seg_classes);
+  std::unique_ptr<data::VideoDataset> train_set, val_set;
+  if (o.dataset == "nyu") {
+    train_set = std::make_unique<data::NyuVideoDataset>(root, "train", seg_classes);
+    val_set = std::make_unique<data::NyuVideoDataset>(root, "val", seg_classes);
+  } else if (o.dataset == "cityscapes") {
+    if (o.data.empty()) throw std::invalid_argument("train_nyu: --dataset cityscapes needs --data (the Cityscapes root)");
+    const data::CityscapesOptions co{seg_classes, o.frame_height, o.frame_width};
+    train_set = std::make_unique<data::CityscapesDataset>(root, "train", co);
+    val_set = std::make_unique<data::CityscapesDataset>(root, "val", co);
+  } else {
+    throw std::invalid_argument("train_nyu: --dataset must be nyu or cityscapes, got '" + o.dataset + "'");
+  }
+  const data::VideoDataset &train = *train_set, &val = *val_set;
   train.validate();
   val.validate();
-  std::printf("data: %s: train %lld annotated frames (%lld frames), val %lld, %lldx%lld\n", root.c_str(), (long long)train.size(),
-              (long long)train.num_frames(), (long long)val.size(), (long long)train.height(), (long long)train.width());
+  std::printf("data: %s (%s): train %lld annotated frames, val %lld, %lldx%lld\n", root.c_str(), o.dataset.c_str(),
+              (long long)train.size(), (long long)val.size(), (long long)train.height(), (long long)train.width());
 
   // ---- model and optimizer
   o.model.validate();
@@ -443,7 +460,7 @@ TrainSummary train_nyu(TrainOptions o) {
   const std::vector<std::string> columns = loss_columns(o.model);
   nlohmann::json options_json = {{"seed", o.seed},       {"batch", o.batch},       {"optimizer", o.optimizer}, {"lr", o.lr},
                                  {"augment", o.augment}, {"data", o.data},         {"schedule", o.schedule},
-                                 {"steps", total},       {"threads", o.threads}};
+                                 {"steps", total},       {"threads", o.threads}, {"dataset", o.dataset}};
   auto checkpoint = [&](int64_t step) {
     save_training_checkpoint(out, model, *opt, {{"step", step}, {"dwa", dwa.state_json()}, {"options", options_json}});
   };

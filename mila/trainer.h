@@ -36,7 +36,9 @@ namespace mila {
 
 struct TrainOptions {
   // data
-  std::string data;          // NYUv2-video root; empty: the synthetic set
+  std::string data;          // the dataset's root; empty: the synthetic set (NYUv2-video layout)
+  std::string dataset = "nyu";  // the layout of `data`: nyu (SPEC 5's NYUv2-video) | cityscapes
+  int64_t frame_height = 0, frame_width = 0;  // cityscapes: resize on load (0: as stored)
   std::string cache;         // where the synthetic set is rendered; empty: default_cache_dir()
   data::SyntheticConfig synthetic;
   // model

@@ -19,26 +19,11 @@
 #include "test_util.h"
 
 using namespace mila;
+using mila::test::TempDir;
 using namespace mila::data;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the temporary directory, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("mila_test_data_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 Tensor random_u8(const Shape& shape, uint64_t seed) {
   Generator gen(seed);

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "autograd/grad_mode.h"
+#include "data/nyu.h"
 #include "data/synthetic.h"
 #include "mila/evaluate.h"
 #include "mila/metrics.h"

@@ -1,11 +1,6 @@
 // test_trainer.cpp - the training program (mila/trainer.h) end to end on a tiny synthetic
 // set and model: the output folder, exact resume after an interruption, the first-batch
 // dump, bad input and non-finite losses.
-#include <doctest/doctest.h>
-
-#include <unistd.h>
-
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,25 +8,13 @@
 #include "mila/checkpoint.h"
 #include "mila/trainer.h"
 #include "nn/safetensors.h"
+#include "test_util.h"
 
 using namespace mila;
+using mila::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("mila_test_trainer_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string read(const fs::path& p) {
   std::ifstream f(p);
@@ -182,4 +165,9 @@ TEST_CASE("train_nyu: the shipped configurations parse, and small.json is the bu
   const Config paper = read_config("paper.json");
   CHECK(paper.slow_depth == 101);
   CHECK(paper.to_json() == Config().to_json());  // the paper's model is the Config defaults
+  const Config cityscapes = read_config("cityscapes.json");  // the paper's model, Cityscapes' tasks
+  CHECK(cityscapes.task_channels("seg") == 19);
+  CHECK(cityscapes.task_channels("depth") == 1);
+  CHECK(cityscapes.tasks.size() == 2);
+  CHECK(cityscapes.slow_depth == 101);
 }

@@ -28,9 +28,14 @@ int main(int argc, char** argv) {
   // frames) rather than data/synthetic.h's 24, which the small model overfits.
   o.synthetic.train_sequences = 80, o.synthetic.val_sequences = 12;
   int64_t height = o.synthetic.height, width = o.synthetic.width;
+  std::string frame_size;
 
   CLI::App app{"Train MILA (multi-task video model) on NYUv2-style video; without --data on a synthetic set"};
-  app.add_option("--data", o.data, "NYUv2-video root (train/ and val/, SPEC 5); default: render the synthetic set");
+  app.add_option("--data", o.data, "dataset root (NYUv2-video: train/ and val/, SPEC 5); default: render the synthetic set");
+  app.add_option("--dataset", o.dataset, "layout of --data: nyu or cityscapes (the official layout; seg 19 or 7, depth)")
+      ->check(CLI::IsMember({"nyu", "cityscapes"}))
+      ->capture_default_str();
+  app.add_option("--frame-size", frame_size, "cityscapes: resize frames on load to HxW, e.g. 256x512 (default: as stored)");
   app.add_option("--cache", o.cache, "where the synthetic set is rendered (default " + default_cache_dir() + ")");
   app.add_option("--config", config_file, "model configuration (JSON, SPEC 4 fields); default: the small configuration");
   auto* steps = app.add_option("--steps", o.steps, "training steps (default 1800)")->check(CLI::PositiveNumber);
@@ -71,6 +76,20 @@ int main(int argc, char** argv) {
     o.progress = !quiet;
     o.device = Device::parse(device);
     o.synthetic.height = height, o.synthetic.width = width;
+    if (!frame_size.empty()) {
+      const size_t x = frame_size.find('x');
+      try {
+        if (x == std::string::npos) throw std::invalid_argument("no x");
+        size_t used = 0;
+        o.frame_height = std::stoll(frame_size.substr(0, x), &used);
+        if (used != x) throw std::invalid_argument("height");
+        o.frame_width = std::stoll(frame_size.substr(x + 1), &used);
+        if (used != frame_size.size() - x - 1 || o.frame_height < 1 || o.frame_width < 1) throw std::invalid_argument("width");
+      } catch (const std::exception&) {
+        throw std::invalid_argument("train_nyu: --frame-size must be HxW with positive H and W, e.g. 256x512, got '" + frame_size + "'");
+      }
+      if (o.dataset != "cityscapes") throw std::invalid_argument("train_nyu: --frame-size applies to --dataset cityscapes only");
+    }
     if (!config_file.empty()) {
       std::ifstream f(config_file);
       if (!f) throw std::runtime_error("train_nyu: cannot read --config " + config_file);
