@@ -7,10 +7,10 @@
 //                              step. Clips of 3 frames, keyframe first (t0 = 0).
 //   BM_mila_stream/<cfg>       eval mode, no graph: Model::forward_clip on a clip of K frames
 //                              (one keyframe cycle, t0 = 0: one Slow frame, K - 1 Fast frames,
-//                              heads on every frame); ms_per_frame = time / K. mila/stream.h
-//                              does not exist yet, so a whole cycle through forward_clip stands
-//                              for K steps of a stream (the same work: a stream keeps the
-//                              previous frame's and the keyframe's SE outputs and keys).
+//                              heads on every frame); ms_per_frame = time / K. A cycle through
+//                              forward_clip is K steps of mila/stream.h's Stream (the same work
+//                              and outputs, tested in test_stream.cpp), timed this way because
+//                              the PyTorch mirror has a clip forward and no stream object.
 //
 //   small: slow and fast ResNet-18, width 16, C 64, D 16, L 5, K 3, 96x128, batch 4
 //   paper: slow ResNet-101, fast ResNet-18, width 64, C 256, D 64, L 5, K 5, 288x384, batch 1
