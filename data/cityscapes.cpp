@@ -8,7 +8,6 @@
 #include <cctype>
 #include <cmath>
 #include <fstream>
-#include <sstream>
 
 #include "data/image_io.h"
 #include "data/imagenet.h"
@@ -200,51 +199,23 @@ std::string CityscapesDataset::sample_name(int64_t i) const {
 }
 
 void CityscapesDataset::validate() const {
-  std::vector<std::string> problems;
-  int64_t count = 0;
-  auto problem = [&](const std::string& msg) {
-    if (problems.size() < 20) problems.push_back(msg);
-    ++count;
-  };
-  auto check = [&](const fs::path& path, int channels, int bits, const char* kind) {
-    try {
-      const ImageInfo info = check_image_file(path.string());
-      if (info.channels != channels || info.bits != bits) {
-        problem(path.string() + ": " + kind + " has " + std::to_string(info.channels) + " channel(s), " + std::to_string(info.bits) +
-                "-bit; expected " + std::to_string(channels) + ", " + std::to_string(bits) + "-bit");
-        return false;
-      }
-      if (info.width != stored_width_ || info.height != stored_height_) {
-        problem(path.string() + ": " + kind + " is " + size_str(info.width, info.height) + ", but the split's frames are " +
-                size_str(stored_width_, stored_height_));
-        return false;
-      }
-      return true;
-    } catch (const std::exception& e) {
-      problem(e.what());
-      return false;
-    }
-  };
+  ValidationReport report;
+  const int64_t H = stored_height_, W = stored_width_;
   for (const Sample& s : samples_) {
-    for (const fs::path& f : s.frames) check(f, 3, 8, "frame");
-    if (check(s.label, 1, 8, "labelIds")) try {
+    for (const fs::path& f : s.frames) report.check_image(f.string(), 3, 8, "frame", H, W);
+    if (report.check_image(s.label.string(), 1, 8, "labelIds", H, W)) try {
         read_labels(s.label.string(), options_.num_classes);
       } catch (const std::exception& e) {
-        problem(e.what());
+        report.add(e.what());
       }
-    check(s.disparity, 1, 16, "disparity");
+    report.check_image(s.disparity.string(), 1, 16, "disparity", H, W);
     try {
       read_camera(s.camera.string());
     } catch (const std::exception& e) {
-      problem(e.what());
+      report.add(e.what());
     }
   }
-  if (count == 0) return;
-  std::ostringstream msg;
-  msg << "CityscapesDataset: " << split_dir_ << " failed validation with " << count << " problem" << (count == 1 ? "" : "s") << ":";
-  for (const std::string& p : problems) msg << "\n  " << p;
-  if (count > int64_t(problems.size())) msg << "\n  ... and " << count - int64_t(problems.size()) << " more";
-  throw DatasetError(msg.str());
+  report.throw_if_any("CityscapesDataset", split_dir_);
 }
 
 ClipData CityscapesDataset::load_clip(int64_t i, int64_t offset) const {

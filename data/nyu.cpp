@@ -5,7 +5,6 @@
 #include <cctype>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "data/image_io.h"
 
@@ -148,63 +147,30 @@ std::string NyuVideoDataset::sample_name(int64_t i) const {
 }
 
 void NyuVideoDataset::validate() const {
-  std::vector<std::string> problems;
-  int64_t count = 0;
-  auto problem = [&](const std::string& msg) {
-    if (problems.size() < 20) problems.push_back(msg);
-    ++count;
-  };
-  // Header checks: size, channels, bits. Returns false (and records why) on a mismatch.
-  auto check = [&](const fs::path& path, int channels, int bits, const char* kind) {
-    try {
-      const ImageInfo info = check_image_file(path.string());
-      if (info.bits != bits || info.channels != channels) {
-        std::ostringstream s;
-        s << path.string() << ": " << kind << " file has " << info.channels << " channel(s), " << info.bits << "-bit; expected "
-          << channels << " channel(s), " << bits << "-bit";
-        if (bits == 16 && info.bits == 8) s << " (depth must be 16-bit millimetres, an 8-bit PNG cannot hold them)";
-        problem(s.str());
-        return false;
-      }
-      if (info.width != width_ || info.height != height_) {
-        problem(path.string() + ": " + kind + " is " + size_str(info.width, info.height) + ", but the split's frames are " +
-                size_str(width_, height_));
-        return false;
-      }
-      return true;
-    } catch (const std::exception& e) {
-      problem(e.what());
-      return false;
-    }
-  };
+  ValidationReport report;
   for (const NyuSequence& seq : sequences_) {
-    for (const fs::path& f : seq.rgb) check(f, 3, 8, "rgb frame");
+    for (const fs::path& f : seq.rgb) report.check_image(f.string(), 3, 8, "rgb frame", height_, width_);
     for (size_t a = 0; a < seq.annotated.size(); ++a) {
-      if (check(seq.label[a], 1, 8, "label")) {
+      if (report.check_image(seq.label[a].string(), 1, 8, "label", height_, width_)) {
         try {
           const Tensor label = read_label(seq.label[a].string());
           const int64_t* p = label.data<int64_t>();
           for (int64_t i = 0; i < label.numel(); ++i)
             if (p[i] >= num_classes_ && p[i] != 255) {
-              problem(seq.label[a].string() + ": label value " + std::to_string(p[i]) + " at row " + std::to_string(i / width_) +
-                      ", column " + std::to_string(i % width_) + " is not a class id (0.." + std::to_string(num_classes_ - 1) +
-                      ") nor 255 (ignore)");
+              report.add(seq.label[a].string() + ": label value " + std::to_string(p[i]) + " at row " + std::to_string(i / width_) +
+                         ", column " + std::to_string(i % width_) + " is not a class id (0.." + std::to_string(num_classes_ - 1) +
+                         ") nor 255 (ignore)");
               break;
             }
         } catch (const std::exception& e) {
-          problem(e.what());
+          report.add(e.what());
         }
       }
-      check(seq.depth[a], 1, 16, "depth");
-      check(seq.normal[a], 3, 8, "normal");
+      report.check_image(seq.depth[a].string(), 1, 16, "depth", height_, width_);
+      report.check_image(seq.normal[a].string(), 3, 8, "normal", height_, width_);
     }
   }
-  if (count == 0) return;
-  std::ostringstream msg;
-  msg << "NyuVideoDataset: " << split_dir_ << " failed validation with " << count << " problem" << (count == 1 ? "" : "s") << ":";
-  for (const std::string& p : problems) msg << "\n  " << p;
-  if (count > int64_t(problems.size())) msg << "\n  ... and " << count - int64_t(problems.size()) << " more";
-  throw DatasetError(msg.str());
+  report.throw_if_any("NyuVideoDataset", split_dir_);
 }
 
 namespace {

@@ -1,8 +1,11 @@
 // video_dataset.cpp - see video_dataset.h.
 #include "data/video_dataset.h"
 
+#include <sstream>
 #include <stdexcept>
 #include <string>
+
+#include "data/image_io.h"
 
 namespace mila::data {
 
@@ -18,6 +21,44 @@ void normalize_frames_(Tensor& frames) {
       const float mean = kImageMean[c], inv_std = 1.0f / kImageStd[c];
       for (int64_t i = 0; i < plane; ++i) q[i] = (q[i] - mean) * inv_std;
     }
+}
+
+void ValidationReport::add(const std::string& problem) {
+  if (problems_.size() < 20) problems_.push_back(problem);
+  ++count_;
+}
+
+bool ValidationReport::check_image(const std::string& path, int channels, int bits, const char* kind, int64_t height,
+                                   int64_t width) {
+  try {
+    const ImageInfo info = check_image_file(path);
+    if (info.bits != bits || info.channels != channels) {
+      std::ostringstream s;
+      s << path << ": " << kind << " file has " << info.channels << " channel(s), " << info.bits << "-bit; expected " << channels
+        << " channel(s), " << bits << "-bit";
+      if (bits == 16 && info.bits == 8) s << " (an 8-bit PNG cannot hold 16-bit depth or disparity: a broken conversion?)";
+      add(s.str());
+      return false;
+    }
+    if (info.width != width || info.height != height) {
+      add(path + ": " + kind + " is " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+          ", but the split's frames are " + std::to_string(width) + "x" + std::to_string(height));
+      return false;
+    }
+    return true;
+  } catch (const std::exception& e) {
+    add(e.what());
+    return false;
+  }
+}
+
+void ValidationReport::throw_if_any(const std::string& who, const std::string& split_dir) const {
+  if (count_ == 0) return;
+  std::ostringstream msg;
+  msg << who << ": " << split_dir << " failed validation with " << count_ << " problem" << (count_ == 1 ? "" : "s") << ":";
+  for (const std::string& p : problems_) msg << "\n  " << p;
+  if (count_ > int64_t(problems_.size())) msg << "\n  ... and " << count_ - int64_t(problems_.size()) << " more";
+  throw DatasetError(msg.str());
 }
 
 }  // namespace mila::data

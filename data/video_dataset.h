@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -62,6 +63,24 @@ class VideoDataset {
     normalize_frames_(c.frames);
     return c;
   }
+};
+
+// What the datasets' validate() share: a list of problems (the first 20 kept, all counted)
+// that becomes one DatasetError, and the header check of one image file.
+class ValidationReport {
+ public:
+  void add(const std::string& problem);
+  // Checks `path`'s structure and header (check_image_file, no pixel decoding): its channels,
+  // bit depth and size. Adds a problem naming the file and returns false on any mismatch or
+  // read error. `kind` names the file's role in messages ("label", "depth", ...).
+  bool check_image(const std::string& path, int channels, int bits, const char* kind, int64_t height, int64_t width);
+  // Throws DatasetError("<who>: <split_dir> failed validation with N problems: ...") when
+  // there is any problem.
+  void throw_if_any(const std::string& who, const std::string& split_dir) const;
+
+ private:
+  std::vector<std::string> problems_;
+  int64_t count_ = 0;
 };
 
 }  // namespace mila::data
