@@ -16,34 +16,12 @@
 using namespace mila;
 using test::check_close;
 using test::gradcheck;
+using test::unravel;
+using test::ravel;
+using test::draw;
+using test::transposed_layout;
 
 namespace {
-
-Shape unravel(int64_t e, const Shape& shape) {
-  Shape idx(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    idx[d] = e % shape[d];
-    e /= shape[d];
-  }
-  return idx;
-}
-
-int64_t ravel(const Shape& idx, const Shape& shape) {
-  int64_t e = 0;
-  for (size_t d = 0; d < shape.size(); ++d) e = e * shape[d] + idx[d];
-  return e;
-}
-
-Tensor draw(const Shape& shape, double lo = -1, double hi = 1, uint64_t seed = 7) {
-  Generator gen(seed);
-  return add(mul(rand(shape, {DType::Float64}, &gen), hi - lo), lo);
-}
-
-Tensor transposed_layout(const Tensor& x) {
-  Shape rev;
-  for (int64_t d = x.dim() - 1; d >= 0; --d) rev.push_back(d);
-  return x.permute(rev).contiguous().permute(rev);
-}
 
 Tensor indices(const std::vector<int64_t>& v, const Shape& shape) { return from_vector(v, shape); }
 

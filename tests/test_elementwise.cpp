@@ -19,21 +19,13 @@
 using namespace mila;
 using test::check_close;
 using test::gradcheck;
+using test::unravel;
+using test::transposed_layout;
 
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// Row-major multi-index of element e of `shape`.
-Shape unravel(int64_t e, const Shape& shape) {
-  Shape idx(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    idx[d] = e % shape[d];
-    e /= shape[d];
-  }
-  return idx;
-}
 
 // Row-major element number of t that the broadcast multi-index `idx` reads (t's size-1 and
 // missing leading dims read index 0).
@@ -55,13 +47,6 @@ Tensor draw(const Shape& shape, double lo, double hi, const std::vector<double>&
       if (std::abs(x - k) < 0.05) x = k + (x < k ? -0.05 : 0.05);
   }
   return from_vector(v, shape);
-}
-
-// The same values as x, stored column-major (every stride reversed): a transposed layout.
-Tensor transposed_layout(const Tensor& x) {
-  Shape rev;
-  for (int64_t d = x.dim() - 1; d >= 0; --d) rev.push_back(d);
-  return x.permute(rev).contiguous().permute(rev);
 }
 
 // out[i] = f(x[i]) in float64, from x's values (whatever x's dtype).

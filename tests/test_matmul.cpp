@@ -18,17 +18,11 @@
 using namespace mila;
 using test::check_close;
 using test::gradcheck;
+using test::unravel;
+using test::draw;
+using test::transposed_layout;
 
 namespace {
-
-Shape unravel(int64_t e, const Shape& shape) {
-  Shape idx(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    idx[d] = e % shape[d];
-    e /= shape[d];
-  }
-  return idx;
-}
 
 // Element number (row-major) of t that the broadcast batch index `bidx` reads, for the
 // matrix entry (i, j) of t's last two dims.
@@ -37,17 +31,6 @@ int64_t batch_element(const Shape& t_shape, const Shape& bidx, int64_t i, int64_
   int64_t e = 0;
   for (size_t d = 0; d < tb; ++d) e = e * t_shape[d] + (t_shape[d] == 1 ? 0 : bidx[lead + d]);
   return (e * t_shape[tb] + i) * t_shape[tb + 1] + j;
-}
-
-Tensor draw(const Shape& shape, double lo = -1, double hi = 1, uint64_t seed = 7) {
-  Generator gen(seed);
-  return add(mul(rand(shape, {DType::Float64}, &gen), hi - lo), lo);
-}
-
-Tensor transposed_layout(const Tensor& x) {
-  Shape rev;
-  for (int64_t d = x.dim() - 1; d >= 0; --d) rev.push_back(d);
-  return x.permute(rev).contiguous().permute(rev);
 }
 
 // torch.matmul by hand, in float64, from the values of a and b (any dtype and layout).

@@ -21,32 +21,14 @@
 using namespace mila;
 using test::check_close;
 using test::gradcheck;
+using test::unravel;
+using test::draw;
+using test::transposed_layout;
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-Shape unravel(int64_t e, const Shape& shape) {
-  Shape idx(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    idx[d] = e % shape[d];
-    e /= shape[d];
-  }
-  return idx;
-}
-
-// Values from a fixed seed in [lo, hi).
-Tensor draw(const Shape& shape, double lo = -1, double hi = 1, uint64_t seed = 7) {
-  Generator gen(seed);
-  return add(mul(rand(shape, {DType::Float64}, &gen), hi - lo), lo);
-}
-
-Tensor transposed_layout(const Tensor& x) {
-  Shape rev;
-  for (int64_t d = x.dim() - 1; d >= 0; --d) rev.push_back(d);
-  return x.permute(rev).contiguous().permute(rev);
-}
 
 // The reduction's oracle: the values of x (row-major) grouped by output element. dims may be
 // negative or unsorted; an empty list means every dim (as the library's convention).

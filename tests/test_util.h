@@ -136,6 +136,35 @@ inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
   }
 }
 
+// Row-major multi-index of element e of `shape`, and back.
+inline Shape unravel(int64_t e, const Shape& shape) {
+  Shape idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = e % shape[d];
+    e /= shape[d];
+  }
+  return idx;
+}
+inline int64_t ravel(const Shape& idx, const Shape& shape) {
+  int64_t e = 0;
+  for (size_t d = 0; d < shape.size(); ++d) e = e * shape[d] + idx[d];
+  return e;
+}
+
+// float64 values from a fixed seed, uniform in [lo, hi).
+inline Tensor draw(const Shape& shape, double lo = -1, double hi = 1, uint64_t seed = 7) {
+  Generator gen(seed);
+  return add(mul(rand(shape, {DType::Float64}, &gen), hi - lo), lo);
+}
+
+// The same values as x in the reversed (column-major) memory order: a non-contiguous view
+// whose strides run backwards, the layout that catches kernels assuming contiguity.
+inline Tensor transposed_layout(const Tensor& x) {
+  Shape rev;
+  for (int64_t d = x.dim() - 1; d >= 0; --d) rev.push_back(d);
+  return x.permute(rev).contiguous().permute(rev);
+}
+
 // Runs `f` and checks that it throws an exception whose message contains every fragment.
 template <typename F>
 void check_throws_with(F&& f, const std::vector<std::string>& fragments) {
