@@ -6,12 +6,14 @@
 using namespace mila;
 using test::check_close;
 
+// False, after printing "SKIPPED <test name>: <why>", when there is no GPU to run on: a
+// skipped CUDA test says so by name rather than passing silently.
 static bool have_gpu() {
-  if (!cuda_compiled() || cuda_device_count() == 0) {
-    MESSAGE("skipped: " << (cuda_compiled() ? "no GPU on this machine" : "CPU-only build"));
-    return false;
-  }
-  return true;
+  if (cuda_compiled() && cuda_device_count() > 0) return true;
+  const std::string why = cuda_compiled() ? "no GPU on this machine" : "CPU-only build";
+  const std::string line = std::string("SKIPPED ") + doctest::getContextOptions()->currentTest->m_name + ": " + why;
+  MESSAGE(line);
+  return false;
 }
 
 TEST_CASE("cuda: round trip cpu -> cuda -> cpu, contiguous and strided, with dtype changes") {
