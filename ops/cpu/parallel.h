@@ -1,7 +1,11 @@
-// parallel.h - the CPU threading primitive: OpenMP over fixed chunks.
+// parallel.h - the CPU threading primitive: OpenMP over contiguous chunks of a range.
 //
-// Why chunks fixed by `grain` rather than by the thread count: an op that combines partial
-// results per chunk (a full sum) then gives the same bits with 1 or 2 threads.
+// The chunks depend on the thread count (one per thread, none smaller than `grain`), so a
+// kernel must never combine per-chunk partial results: its bits would change with the
+// threads. Kernels whose chunks only write disjoint outputs use parallel_for directly; a
+// reduction first splits its work into pieces of a fixed size (ops/cpu/reduce.cpp:
+// kSumChunk) and uses parallel_for to hand the pieces out, then combines their results in
+// piece order, which keeps results the same for any thread count (tested).
 #pragma once
 
 #include <algorithm>
