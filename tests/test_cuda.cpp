@@ -33,6 +33,13 @@ TEST_CASE("cuda: round trip cpu -> cuda -> cpu, contiguous and strided, with dty
   fill_(b.narrow(0, 1, 2), 9.0);
   CHECK(test::at(b.to(Device::cpu()), 3) == 9.0);
   CHECK(test::at(b.to(Device::cpu()), 0) == 1.0);
+  // Conversions out of an integer type's range follow the CPU's (tensor/dtype.h's convert:
+  // -1.0 -> 255, 300.7 -> 44 as uint8), not the GPU's saturating float-to-int instructions.
+  const Tensor odd = tensor({-1.0, 300.7, 2.9, -7.5});
+  for (DType to : {DType::UInt8, DType::Int64}) {
+    CAPTURE(dtype_name(to));
+    check_close(odd.to(Device::cuda()).to(to).to(Device::cpu()).to(DType::Float64), odd.to(to).to(DType::Float64), 0, 0);
+  }
 }
 
 TEST_CASE("cuda: add with broadcasting matches the cpu, and memory returns to baseline") {

@@ -16,7 +16,7 @@ namespace {
 template <typename D, typename S>
 __global__ void strided_copy_kernel(D* dst, StridedIndexer di, const S* src, StridedIndexer si, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[di.offset(i)] = static_cast<D>(src[si.offset(i)]);
+    dst[di.offset(i)] = convert<D>(src[si.offset(i)]);  // PyTorch's conversions, as on the CPU (tensor/dtype.h)
 }
 
 template <typename T>
@@ -75,7 +75,7 @@ void fill(const Tensor& dst, double value) {
   if (n == 0) return;
   const StridedIndexer di = make_indexer(dst.shape(), dst.strides(), "fill_");
   dispatch_all(dst.dtype(), [&]<typename T>() {
-    fill_kernel<T><<<blocks_for(n), 256>>>(static_cast<T*>(dst.raw_data()), di, static_cast<T>(value), n);
+    fill_kernel<T><<<blocks_for(n), 256>>>(static_cast<T*>(dst.raw_data()), di, convert<T>(value), n);
   });
   CUDA_CHECK(cudaGetLastError());
 }
