@@ -2,12 +2,11 @@
 // official layout that the test writes: scanning, clips from the snippet's frames, label ids
 // to train ids and categories, depth from disparity and the camera, resizing on load, the
 // loader's batches, and every kind of bad tree.
-#include <fstream>
-
 #include "data/cityscapes.h"
 #include "data/image_io.h"
 #include "data/imagenet.h"
 #include "data/loader.h"
+#include "tests/cityscapes_tree.h"
 #include "test_util.h"
 
 using namespace mila;
@@ -15,65 +14,17 @@ using namespace mila::data;
 using mila::test::check_throws_with;
 using mila::test::TempDir;
 namespace fs = std::filesystem;
+namespace cs = mila::test::cityscapes;
+using cs::write_text;
 
 namespace {
 
 constexpr int64_t kH = 8, kW = 12;
 
-std::string num6(int64_t n) {
-  std::string s = std::to_string(n);
-  return std::string(6 - s.size(), '0') + s;
-}
-
-// Frame f of a snippet: a different colour per frame (R = f % 256, G = 7 * f % 256, B a ramp
-// along x), so a test can tell which file a clip frame came from.
-Tensor frame_image(int64_t f) {
-  Tensor t = Tensor::allocate({3, kH, kW}, DType::UInt8, Device::cpu());
-  uint8_t* p = t.data<uint8_t>();
-  for (int64_t i = 0; i < kH * kW; ++i) {
-    p[i] = uint8_t(f % 256);
-    p[kH * kW + i] = uint8_t(7 * f % 256);
-    p[2 * kH * kW + i] = uint8_t((i % kW) * 20);
-  }
-  return t;
-}
-
-// Label ids: pixel i holds id i % 34, so every official id appears.
-Tensor label_ids() {
-  Tensor t = Tensor::allocate({kH, kW}, DType::Int64, Device::cpu());
-  for (int64_t i = 0; i < kH * kW; ++i) t.data<int64_t>()[i] = i % 34;
-  return t;
-}
-
-// Disparity samples: p = 0, 1 (invalid), then 257 (d = 1), 513 (d = 2), 25601 (d = 100), ...
-std::vector<uint16_t> disparity_samples() {
-  const uint16_t cycle[5] = {0, 1, 257, 513, 25601};
-  std::vector<uint16_t> v(static_cast<size_t>(kH * kW));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = cycle[i % 5];
-  return v;
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
-const char* kCamera = R"({"extrinsic": {"baseline": 0.2, "pitch": 0.05}, "intrinsic": {"fx": 2000.0, "fy": 2000.0, "u0": 6, "v0": 4}})";
-
-// One annotated frame <city>_<seq>_<frame> with the 19 frames before it (and one after, which
-// must be ignored).
+Tensor frame_image(int64_t f) { return cs::frame_image(f, kH, kW); }
+Tensor label_ids() { return cs::label_ids(kH, kW); }
 void write_sample(const fs::path& root, const std::string& split, const std::string& city, const std::string& seq, int64_t frame) {
-  const std::string stem = city + "_" + seq + "_" + num6(frame);
-  for (const char* sub : {"gtFine", "leftImg8bit_sequence", "disparity", "camera"}) fs::create_directories(root / sub / split / city);
-  for (int64_t f = frame - 19; f <= frame + 1; ++f)
-    write_rgb_png((root / "leftImg8bit_sequence" / split / city / (city + "_" + seq + "_" + num6(f) + "_leftImg8bit.png")).string(),
-                  frame_image(f));
-  write_label_png((root / "gtFine" / split / city / (stem + "_gtFine_labelIds.png")).string(), label_ids());
-  // Files of the official download the loader does not read.
-  write_label_png((root / "gtFine" / split / city / (stem + "_gtFine_instanceIds.png")).string(), label_ids());
-  write_text(root / "gtFine" / split / city / (stem + "_gtFine_polygons.json"), "{}");
-  const std::vector<uint16_t> d = disparity_samples();
-  write_png16((root / "disparity" / split / city / (stem + "_disparity.png")).string(), d.data(), kW, kH);
-  write_text(root / "camera" / split / city / (stem + "_camera.json"), kCamera);
+  cs::write_sample(root, split, city, seq, frame, kH, kW);
 }
 
 // Two cities (written in reverse name order), three annotated frames.

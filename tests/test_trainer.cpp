@@ -9,6 +9,7 @@
 #include "mila/trainer.h"
 #include "nn/safetensors.h"
 #include "test_util.h"
+#include "tests/cityscapes_tree.h"
 
 using namespace mila;
 using mila::test::TempDir;
@@ -170,4 +171,39 @@ TEST_CASE("train_nyu: the shipped configurations parse, and small.json is the bu
   CHECK(cityscapes.task_channels("depth") == 1);
   CHECK(cityscapes.tasks.size() == 2);
   CHECK(cityscapes.slow_depth == 101);
+}
+
+TEST_CASE("train_nyu --dataset cityscapes: trains and evaluates on the official layout") {
+  TempDir dir("cityscapes");
+  const fs::path root = dir.path / "cityscapes";
+  namespace cs = mila::test::cityscapes;
+  cs::write_sample(root, "train", "aachen", "000000", 19, 32, 48);
+  cs::write_sample(root, "train", "bremen", "000004", 61, 32, 48);
+  cs::write_sample(root, "val", "lindau", "000002", 30, 32, 48);
+  TrainOptions o = tiny_run(dir.path / "unused_cache", dir.path / "out");
+  o.data = root.string();
+  o.dataset = "cityscapes";
+  o.model.tasks = {{"seg", 7}, {"depth", 1}};
+  o.steps = 2;
+  o.final_eval = true;
+  const TrainSummary s = train_nyu(o);
+  CHECK(s.steps == 2);
+  CHECK(s.evaluated);
+  CHECK(s.metrics.has_seg);
+  CHECK(s.metrics.has_depth);
+  CHECK(!s.metrics.has_normal);
+  CHECK(s.metrics.frames == 2);  // one val sample at K = 2 offsets
+  CHECK(read(dir.path / "out" / "log.csv").rfind("step,epoch,lr,total,seg,depth,l1,disc,", 0) == 0);
+  CHECK(!fs::exists(dir.path / "unused_cache"));  // --data given: nothing rendered
+
+  // Resizing on load, and the options that do not fit.
+  o.out = (dir.path / "small").string();
+  o.frame_height = 24, o.frame_width = 40;
+  o.final_eval = false;
+  CHECK(train_nyu(o).steps == 2);
+  o.dataset = "kitti";
+  test::check_throws_with([&] { train_nyu(o); }, {"--dataset", "kitti"});
+  o.dataset = "cityscapes";
+  o.model.tasks = {{"seg", 13}, {"depth", 1}};
+  test::check_throws_with([&] { train_nyu(o); }, {"CityscapesDataset", "19", "7", "13"});
 }
