@@ -1,6 +1,7 @@
 // resnet.cpp - see resnet.h.
 #include "nn/resnet.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -22,6 +23,25 @@ std::vector<int> resnet_layers(int depth) {
   throw std::invalid_argument("ResNet: depth " + std::to_string(depth) + " is not one of 18, 34, 50, 101");
 }
 bool resnet_uses_bottleneck(int depth) { return depth >= 50; }
+
+int resnet_depth_of(const NamedTensors& state) {
+  std::vector<int> blocks(4, 0);
+  bool bottleneck = false;
+  for (const auto& [name, tensor] : state) {
+    // "layer<L>.<block>.<rest>"
+    if (name.size() < 9 || name.compare(0, 5, "layer") != 0 || name[5] < '1' || name[5] > '4' || name[6] != '.') continue;
+    const size_t dot = name.find('.', 7);
+    if (dot == std::string::npos || dot == 7) continue;
+    const std::string index = name.substr(7, dot - 7);
+    if (!std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; }) || index.size() > 4) continue;
+    int& count = blocks[size_t(name[5] - '1')];
+    count = std::max(count, std::stoi(index) + 1);
+    if (name.compare(dot, 7, ".conv3.") == 0) bottleneck = true;
+  }
+  for (int depth : {18, 34, 50, 101})
+    if (resnet_layers(depth) == blocks && resnet_uses_bottleneck(depth) == bottleneck) return depth;
+  return 0;
+}
 
 namespace {
 

@@ -68,4 +68,10 @@ class ResNet : public Module {
 std::vector<int> resnet_layers(int depth);
 bool resnet_uses_bottleneck(int depth);
 
+// The depth (18, 34, 50 or 101) of the torchvision ResNet a state dict belongs to, read from
+// its names: the blocks per layer ("layer3.22.conv1.weight": at least 23 in layer3) and whether
+// the blocks have a conv3 (Bottleneck). 0 when it matches none of the four. For messages
+// such as examples/classify's "it holds resnet34 weights".
+int resnet_depth_of(const NamedTensors& state);
+
 }  // namespace mila::nn

@@ -61,6 +61,27 @@ TEST_CASE("ResNet parameter and buffer names and shapes equal torchvision's") {
   CHECK(dilated.state_dict().size() == resnet_reference::resnet50_state.size() - 2);
 }
 
+TEST_CASE("resnet_depth_of tells the four depths apart from a state dict's names") {
+  for (int depth : {18, 34, 50, 101}) {
+    CAPTURE(depth);
+    const NamedTensors state = ResNet({.depth = depth, .width = 8, .dilated = false, .num_classes = 10}).state_dict();
+    CHECK(resnet_depth_of(state) == depth);
+    // Features-only and dilated variants have the same blocks.
+    CHECK(resnet_depth_of(ResNet({.depth = depth, .width = 8, .dilated = true, .num_classes = 0}).state_dict()) == depth);
+    // A block missing from the last layer: not a torchvision ResNet any more.
+    NamedTensors cut;
+    for (const auto& [name, t] : state)
+      if (name.rfind("layer4.1.", 0) != 0 && name.rfind("layer4.2.", 0) != 0) cut.emplace_back(name, t);
+    CHECK(resnet_depth_of(cut) == 0);
+  }
+  // ResNet-34 and -50 have the same blocks per layer; only the conv3s tell them apart.
+  NamedTensors r50 = ResNet({.depth = 50, .width = 8, .dilated = false, .num_classes = 10}).state_dict();
+  std::erase_if(r50, [](const auto& p) { return p.first.find(".conv3.") != std::string::npos; });
+  CHECK(resnet_depth_of(r50) == 34);
+  CHECK(resnet_depth_of({}) == 0);
+  CHECK(resnet_depth_of({{"layerX.1.conv1.weight", Tensor()}, {"layer1.a.conv1.weight", Tensor()}}) == 0);
+}
+
 TEST_CASE("ResNet-18 width 8 forward equals PyTorch's (eval, classifier and dilated features)") {
   ResNet cls({.depth = 18, .width = 8, .dilated = false, .num_classes = 10});
   fill_reference_weights(cls);

@@ -15,8 +15,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <map>
-#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -35,35 +33,14 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The torchvision ResNet a state dict looks like, from its layer3 block count and whether its
-// blocks have a conv3 (Bottleneck): "resnet50", or "" when it matches none of the four.
-std::string guess_arch(const nn::NamedTensors& state) {
-  int64_t layer3_blocks = 0;
-  bool bottleneck = false;
-  for (const auto& [name, t] : state) {
-    if (name.rfind("layer3.", 0) == 0) {
-      const size_t dot = name.find('.', 7);
-      try {
-        layer3_blocks = std::max<int64_t>(layer3_blocks, std::stoll(name.substr(7, dot - 7)) + 1);
-      } catch (const std::exception&) {
-      }
-    }
-    if (name.find(".conv3.") != std::string::npos) bottleneck = true;
-  }
-  if (layer3_blocks == 2 && !bottleneck) return "resnet18";
-  if (layer3_blocks == 6 && !bottleneck) return "resnet34";
-  if (layer3_blocks == 6 && bottleneck) return "resnet50";
-  if (layer3_blocks == 23 && bottleneck) return "resnet101";
-  return "";
-}
-
 // Reads the checkpoint and loads it strictly into `model`; every failure names the file.
 void load_weights(const std::string& path, const std::string& arch, nn::ResNet& model) {
   const SafetensorsContents contents = read_safetensors(path);  // SafetensorsError names the file
   try {
     model.load_state_dict(contents.tensors, /*strict=*/true);
   } catch (const std::runtime_error& e) {
-    const std::string guess = guess_arch(contents.tensors);
+    const int depth = nn::resnet_depth_of(contents.tensors);
+    const std::string guess = depth > 0 ? "resnet" + std::to_string(depth) : "";
     std::string hint;
     if (!guess.empty() && guess != arch)
       hint = "it holds " + guess + " weights, not " + arch + " (try --arch " + guess + "). ";
