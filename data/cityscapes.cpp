@@ -39,9 +39,9 @@ const uint8_t kCityscapesCategory[34] = {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& msg) { throw DatasetError("CityscapesDataset: " + msg); }
+constexpr const char* kWho = "CityscapesDataset";  // names the dataset in every message
 
-std::string size_str(int64_t w, int64_t h) { return std::to_string(w) + "x" + std::to_string(h); }
+[[noreturn]] void fail(const std::string& msg) { throw DatasetError(std::string(kWho) + ": " + msg); }
 
 std::string frame_str(int64_t n) {
   std::string s = std::to_string(n);
@@ -215,44 +215,21 @@ void CityscapesDataset::validate() const {
       report.add(e.what());
     }
   }
-  report.throw_if_any("CityscapesDataset", split_dir_);
+  report.throw_if_any(kWho, split_dir_);
 }
 
 ClipData CityscapesDataset::load_clip(int64_t i, int64_t offset) const {
-  if (offset < 0) fail("negative clip offset " + std::to_string(offset));
   const Sample& s = sample(i);
-  const int64_t T = offset + 1, H = height_, W = width_, HW = H * W;
-  auto check_stored = [&](int64_t h, int64_t w, const fs::path& path) {
-    if (h != stored_height_ || w != stored_width_)
-      fail(path.string() + " is " + size_str(w, h) + ", but the split's frames are " + size_str(stored_width_, stored_height_));
-  };
+  const int64_t H = height_, W = width_;
 
   ClipData clip;
-  clip.frames = Tensor::allocate({T, 3, H, W}, DType::Float32, Device::cpu());
-  float* frames = clip.frames.data<float>();
-  int64_t previous = -1;
-  for (int64_t t = 0; t < T; ++t) {
-    // Position in the snippet's 20 frames; before its start, its first frame (SPEC 4.4).
-    const int64_t pos = std::max<int64_t>(kFramesBefore - offset + t, 0);
-    float* dst = frames + t * 3 * HW;
-    if (pos == previous) {
-      std::copy(dst - 3 * HW, dst, dst);
-      continue;
-    }
-    const fs::path& path = s.frames[size_t(pos)];
-    Tensor rgb = read_rgb(path.string());
-    check_stored(rgb.size(1), rgb.size(2), path);
-    if (H != stored_height_ || W != stored_width_) rgb = resize_pil_bilinear(rgb, H, W);
-    const uint8_t* src = rgb.data<uint8_t>();
-    for (int64_t k = 0; k < 3 * HW; ++k) dst[k] = float(src[k]) * (1.0f / 255.0f);
-    previous = pos;
-  }
+  clip.frames = load_clip_frames(kWho, s.frames, kFramesBefore, offset, stored_height_, stored_width_, H, W);
 
   const Tensor label = read_labels(s.label.string(), options_.num_classes);
-  check_stored(label.size(0), label.size(1), s.label);
+  check_frame_size(kWho, s.label, label.size(0), label.size(1), stored_height_, stored_width_);
   clip.seg = resize_nearest(label.unsqueeze(0), H, W).squeeze(0).contiguous();
   const Tensor depth = read_depth_from_disparity(s.disparity.string(), s.camera.string());
-  check_stored(depth.size(1), depth.size(2), s.disparity);
+  check_frame_size(kWho, s.disparity, depth.size(1), depth.size(2), stored_height_, stored_width_);
   clip.depth = resize_nearest(depth, H, W).contiguous();
   clip.normal = zeros({3, H, W});  // not annotated: invalid everywhere
   return clip;

@@ -14,7 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-[[noreturn]] void fail(const std::string& msg) { throw DatasetError("NyuVideoDataset: " + msg); }
+constexpr const char* kWho = "NyuVideoDataset";  // names the dataset in every message
+
+[[noreturn]] void fail(const std::string& msg) { throw DatasetError(std::string(kWho) + ": " + msg); }
 
 std::string lower(std::string s) {
   for (char& c : s) c = char(std::tolower(uint8_t(c)));
@@ -49,8 +51,6 @@ std::vector<Numbered> scan_frames(const fs::path& dir, bool allow_jpeg) {
       fail("two files for frame " + std::to_string(out[i].number) + ": " + out[i - 1].path.string() + " and " + out[i].path.string());
   return out;
 }
-
-std::string size_str(int64_t w, int64_t h) { return std::to_string(w) + "x" + std::to_string(h); }
 
 }  // namespace
 
@@ -170,56 +170,29 @@ void NyuVideoDataset::validate() const {
       report.check_image(seq.normal[a].string(), 3, 8, "normal", height_, width_);
     }
   }
-  report.throw_if_any("NyuVideoDataset", split_dir_);
+  report.throw_if_any(kWho, split_dir_);
 }
-
-namespace {
-
-void check_size(int64_t h, int64_t w, const fs::path& path, int64_t want_h, int64_t want_w) {
-  if (h != want_h || w != want_w)
-    fail(path.string() + " is " + size_str(w, h) + ", but the split's frames are " + size_str(want_w, want_h));
-}
-
-}  // namespace
 
 ClipData NyuVideoDataset::load_clip(int64_t i, int64_t offset) const {
-  if (offset < 0) fail("negative clip offset " + std::to_string(offset));
   const SampleRef ref = sample(i);
   const NyuSequence& seq = sequences_[size_t(ref.sequence)];
-  const int64_t T = offset + 1, H = height_, W = width_, HW = H * W;
+  const int64_t H = height_, W = width_, HW = H * W;
 
   ClipData clip;
-  clip.frames = Tensor::allocate({T, 3, H, W}, DType::Float32, Device::cpu());
-  float* frames = clip.frames.data<float>();
-  int64_t previous = -1;
-  for (int64_t t = 0; t < T; ++t) {
-    // Frame a - o + t, or the sequence's first frame when that is before the start (SPEC 4.4).
-    const int64_t pos = std::max<int64_t>(ref.position - offset + t, 0);
-    float* dst = frames + t * 3 * HW;
-    if (pos == previous) {
-      std::copy(dst - 3 * HW, dst, dst);
-      continue;
-    }
-    const fs::path& path = seq.rgb[size_t(pos)];
-    const Tensor rgb = read_rgb(path.string());
-    check_size(rgb.size(1), rgb.size(2), path, H, W);
-    const uint8_t* src = rgb.data<uint8_t>();
-    for (int64_t k = 0; k < 3 * HW; ++k) dst[k] = float(src[k]) * (1.0f / 255.0f);
-    previous = pos;
-  }
+  clip.frames = load_clip_frames(kWho, seq.rgb, ref.position, offset, H, W, H, W);
 
   const size_t a = size_t(ref.annotation);
   clip.seg = read_label(seq.label[a].string());
-  check_size(clip.seg.size(0), clip.seg.size(1), seq.label[a], H, W);
+  check_frame_size(kWho, seq.label[a], clip.seg.size(0), clip.seg.size(1), H, W);
   const int64_t* lab = clip.seg.data<int64_t>();
   for (int64_t k = 0; k < HW; ++k)
     if (lab[k] >= num_classes_ && lab[k] != 255)
       fail(seq.label[a].string() + ": label value " + std::to_string(lab[k]) + " at row " + std::to_string(k / W) + ", column " +
            std::to_string(k % W) + " is not a class id (0.." + std::to_string(num_classes_ - 1) + ") nor 255 (ignore)");
   clip.depth = read_depth(seq.depth[a].string());
-  check_size(clip.depth.size(1), clip.depth.size(2), seq.depth[a], H, W);
+  check_frame_size(kWho, seq.depth[a], clip.depth.size(1), clip.depth.size(2), H, W);
   clip.normal = read_normal(seq.normal[a].string());
-  check_size(clip.normal.size(1), clip.normal.size(2), seq.normal[a], H, W);
+  check_frame_size(kWho, seq.normal[a], clip.normal.size(1), clip.normal.size(2), H, W);
   return clip;
 }
 

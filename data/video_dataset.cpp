@@ -1,11 +1,13 @@
 // video_dataset.cpp - see video_dataset.h.
 #include "data/video_dataset.h"
 
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
 #include "data/image_io.h"
+#include "data/imagenet.h"
 
 namespace mila::data {
 
@@ -21,6 +23,40 @@ void normalize_frames_(Tensor& frames) {
       const float mean = kImageMean[c], inv_std = 1.0f / kImageStd[c];
       for (int64_t i = 0; i < plane; ++i) q[i] = (q[i] - mean) * inv_std;
     }
+}
+
+std::string size_str(int64_t width, int64_t height) { return std::to_string(width) + "x" + std::to_string(height); }
+
+void check_frame_size(const char* who, const std::filesystem::path& path, int64_t height, int64_t width, int64_t split_height,
+                      int64_t split_width) {
+  if (height != split_height || width != split_width)
+    throw DatasetError(std::string(who) + ": " + path.string() + " is " + size_str(width, height) + ", but the split's frames are " +
+                       size_str(split_width, split_height));
+}
+
+Tensor load_clip_frames(const char* who, const std::vector<std::filesystem::path>& files, int64_t last, int64_t offset,
+                        int64_t stored_height, int64_t stored_width, int64_t height, int64_t width) {
+  if (offset < 0) throw DatasetError(std::string(who) + ": negative clip offset " + std::to_string(offset));
+  const int64_t T = offset + 1, HW = height * width;
+  Tensor frames = Tensor::allocate({T, 3, height, width}, DType::Float32, Device::cpu());
+  float* out = frames.data<float>();
+  int64_t previous = -1;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t pos = std::max<int64_t>(last - offset + t, 0);
+    float* dst = out + t * 3 * HW;
+    if (pos == previous) {
+      std::copy(dst - 3 * HW, dst, dst);
+      continue;
+    }
+    const std::filesystem::path& path = files[size_t(pos)];
+    Tensor rgb = read_rgb(path.string());
+    check_frame_size(who, path, rgb.size(1), rgb.size(2), stored_height, stored_width);
+    if (height != stored_height || width != stored_width) rgb = resize_pil_bilinear(rgb, height, width);
+    const uint8_t* src = rgb.data<uint8_t>();
+    for (int64_t k = 0; k < 3 * HW; ++k) dst[k] = float(src[k]) * (1.0f / 255.0f);
+    previous = pos;
+  }
+  return frames;
 }
 
 void ValidationReport::add(const std::string& problem) {
@@ -41,8 +77,8 @@ bool ValidationReport::check_image(const std::string& path, int channels, int bi
       return false;
     }
     if (info.width != width || info.height != height) {
-      add(path + ": " + kind + " is " + std::to_string(info.width) + "x" + std::to_string(info.height) +
-          ", but the split's frames are " + std::to_string(width) + "x" + std::to_string(height));
+      add(path + ": " + kind + " is " + size_str(info.width, info.height) + ", but the split's frames are " +
+          size_str(width, height));
       return false;
     }
     return true;

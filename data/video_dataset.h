@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -64,6 +65,25 @@ class VideoDataset {
     return c;
   }
 };
+
+// ---- what the datasets share ----
+
+// "WxH", as the messages about image sizes write it.
+std::string size_str(int64_t width, int64_t height);
+
+// Throws DatasetError("<who>: <path> is WxH, but the split's frames are WxH") when a file's
+// height x width is not the split's.
+void check_frame_size(const char* who, const std::filesystem::path& path, int64_t height, int64_t width, int64_t split_height,
+                      int64_t split_width);
+
+// The frames of a clip (SPEC 4.4) whose annotated frame is files[last]: frame t = 0..offset
+// is files[max(last - offset + t, 0)], the first file standing in for positions before the
+// start. Each is an 8-bit RGB image of stored_height x stored_width (check_frame_size, `who`
+// naming the dataset), resized to height x width with Pillow's bilinear filter
+// (imagenet.h's resize_pil_bilinear) when that differs. Returns float32
+// [offset + 1, 3, height, width] in [0, 1]; a repeated position is copied, not read again.
+Tensor load_clip_frames(const char* who, const std::vector<std::filesystem::path>& files, int64_t last, int64_t offset,
+                        int64_t stored_height, int64_t stored_width, int64_t height, int64_t width);
 
 // What the datasets' validate() share: a list of problems (the first 20 kept, all counted)
 // that becomes one DatasetError, and the header check of one image file.
