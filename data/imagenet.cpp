@@ -16,12 +16,6 @@ namespace mila::data {
 
 namespace {
 
-std::string shape_str(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 void check_image_u8(const char* what, const Tensor& image) {
   if (!image.defined()) throw std::invalid_argument(std::string(what) + ": undefined image");
   if (image.dtype() != DType::UInt8 || image.dim() != 3 || image.size(0) < 1 || image.size(1) < 1 || image.size(2) < 1)
@@ -192,10 +186,11 @@ Tensor imagenet_normalize(const Tensor& rgb8) {
   float* o = out.data<float>();
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t i = 0; i < HW; ++i) {
-      // Three float32 steps, as ToTensor (x.float().div(255)) and Normalize (sub_, div_) do.
+      // Three float32 steps, as ToTensor (x.float().div(255)) and Normalize (sub_, div_) do;
+      // not normalize_frames_ (video_dataset.h), whose multiply by 1 / std rounds differently.
       const float x = float(p[c * HW + i]) / 255.0f;
-      const float centred = x - kImageNetMean[c];
-      o[c * HW + i] = centred / kImageNetStd[c];
+      const float centred = x - kImageMean[c];
+      o[c * HW + i] = centred / kImageStd[c];
     }
   return out;
 }

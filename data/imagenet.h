@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "data/video_dataset.h"  // kImageMean, kImageStd: SPEC section 1's normalization
 #include "tensor/tensor.h"
 
 namespace mila::data {
@@ -28,8 +29,6 @@ namespace mila::data {
 inline constexpr int64_t kImageNetResize = 256;  // Resize(256): the shorter side
 inline constexpr int64_t kImageNetCrop = 224;    // CenterCrop(224)
 inline constexpr int64_t kImageNetClassCount = 1000;
-inline constexpr float kImageNetMean[3] = {0.485f, 0.456f, 0.406f};  // SPEC section 1
-inline constexpr float kImageNetStd[3] = {0.229f, 0.224f, 0.225f};
 
 struct ImageSize {
   int64_t height = 0, width = 0;

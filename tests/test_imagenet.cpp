@@ -131,7 +131,7 @@ TEST_CASE("imagenet: the whole evaluation transform equals torchvision's on Pill
   // Normalize by hand: (v / 255 - mean) / std in float32.
   const Tensor grey = full({3, 1, 1}, 128.0, {DType::UInt8});
   const Tensor n = imagenet_normalize(grey);
-  for (int64_t c = 0; c < 3; ++c) CHECK(test::at(n, c) == doctest::Approx((128.0 / 255.0 - kImageNetMean[c]) / kImageNetStd[c]).epsilon(1e-6));
+  for (int64_t c = 0; c < 3; ++c) CHECK(test::at(n, c) == doctest::Approx((128.0 / 255.0 - kImageMean[c]) / kImageStd[c]).epsilon(1e-6));
   check_throws_with([] { imagenet_preprocess(pattern(4, 4).narrow(0, 0, 2)); }, {"imagenet_preprocess", "[2, 4, 4]"});
 }
 
