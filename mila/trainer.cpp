@@ -336,6 +336,19 @@ std::string default_cache_dir() {
   return (fs::path(".cache") / "mila-cpp").string();
 }
 
+data::SyntheticConfig default_synthetic_config() {
+  data::SyntheticConfig c;
+  c.train_sequences = 80, c.val_sequences = 12;
+  return c;
+}
+
+std::string synthetic_dataset_dir(const std::string& cache, const data::SyntheticConfig& config) {
+  const std::string json = data::synthetic_config_json(config);
+  return (fs::path(cache) / ("synthetic-" + std::to_string(config.height) + "x" + std::to_string(config.width) + "-" +
+                             std::to_string(std::hash<std::string>{}(json) % 1000000007ull)))
+      .string();
+}
+
 Config small_config() {
   Config cfg;
   cfg.slow_depth = 34;
@@ -363,16 +376,16 @@ TrainSummary train_nyu(TrainOptions o) {
     const auto& saved = resumed.at("options");
     // What fixes the sequence of batches and updates must match, or "resume" would be a
     // different run; say which one differs.
-    auto same = [&](const char* key, const nlohmann::json& now) {
-      if (saved.at(key) != now)
+    // `before`: the value of an option that older runs did not record.
+    auto same = [&](const char* key, const nlohmann::json& now, const nlohmann::json& before = nullptr) {
+      const nlohmann::json was = saved.contains(key) || before.is_null() ? saved.at(key) : before;
+      if (was != now)
         throw std::invalid_argument(std::string("train_nyu --resume: --") + key + " " + now.dump() + " differs from the run's " +
-                                    saved.at(key).dump() + " (" + (ck / "state.json").string() + ")");
+                                    was.dump() + " (" + (ck / "state.json").string() + ")");
     };
     same("seed", o.seed), same("batch", o.batch), same("optimizer", o.optimizer), same("lr", o.lr);
     same("augment", o.augment), same("data", o.data), same("schedule", o.schedule);
-    if (saved.value("dataset", std::string("nyu")) != o.dataset)  // runs before --dataset were NYUv2
-      throw std::invalid_argument("train_nyu --resume: --dataset " + o.dataset + " differs from the run's " +
-                                  saved.value("dataset", std::string("nyu")) + " (" + (ck / "state.json").string() + ")");
+    same("dataset", o.dataset, "nyu");  // runs before --dataset were NYUv2
   }
   const fs::path out(o.out);
   fs::create_directories(out);
@@ -381,10 +394,7 @@ TrainSummary train_nyu(TrainOptions o) {
   std::string root = o.data;
   if (root.empty()) {
     const std::string cache = o.cache.empty() ? default_cache_dir() : o.cache;
-    const std::string json = data::synthetic_config_json(o.synthetic);
-    root = (fs::path(cache) / ("synthetic-" + std::to_string(o.synthetic.height) + "x" + std::to_string(o.synthetic.width) + "-" +
-                               std::to_string(std::hash<std::string>{}(json) % 1000000007ull)))
-               .string();
+    root = synthetic_dataset_dir(cache, o.synthetic);
     const auto t = Clock::now();
     if (data::ensure_synthetic_dataset(root, o.synthetic))
       std::printf("rendered the synthetic set into %s in %.1f s\n", root.c_str(), seconds_since(t));

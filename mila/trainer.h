@@ -89,6 +89,13 @@ struct NonFiniteLoss : std::runtime_error {
 
 // $XDG_CACHE_HOME/mila-cpp or ~/.cache/mila-cpp (./.cache/mila-cpp without a home).
 std::string default_cache_dir();
+// The synthetic set train_nyu renders without --data: 80 training sequences (320 annotated
+// frames) and 12 validation ones, rather than data/synthetic.h's 24 training sequences,
+// which the small model overfits.
+data::SyntheticConfig default_synthetic_config();
+// Where the synthetic set `config` is rendered under `cache`:
+// <cache>/synthetic-<H>x<W>-<hash of the config's JSON>, one folder per configuration.
+std::string synthetic_dataset_dir(const std::string& cache, const data::SyntheticConfig& config);
 // The model configuration train_nyu uses without --config: fast to train on 2 cores
 // (Slow ResNet-34 and Fast ResNet-18 at width 16, C 64, D 16, L 5, K 3).
 Config small_config();

@@ -42,12 +42,10 @@ Row run(Model& model, const data::NyuVideoDataset& val, const std::string& name,
     Stream stream(model, options);
     size_t next_annotated = 0;
     for (int64_t pos = 0; pos < int64_t(seq.rgb.size()); ++pos) {
-      Tensor frame = data::read_rgb(seq.rgb[size_t(pos)].string()).to(DType::Float32);
-      frame = frame.contiguous();
-      float* p = frame.data<float>();
-      for (int64_t i = 0; i < frame.numel(); ++i) p[i] /= 255.0f;
+      // A clip of one frame: [1, 3, H, W], checked against the split's size, normalized.
+      Tensor frame = data::load_clip_frames("stream_eval", seq.rgb, pos, 0, val.height(), val.width(), val.height(), val.width());
       data::normalize_frames_(frame);
-      const FrameResult r = stream.step(frame.unsqueeze(0));
+      const FrameResult r = stream.step(frame);
       ++frames, keyframes += r.keyframe, macs += double(r.macs), ms += r.latency_ms;
       if (next_annotated < seq.annotated.size() && seq.annotated[next_annotated] == pos) {
         const size_t a = next_annotated++;
@@ -73,11 +71,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<Model> model = load_model(checkpoint);
     model->eval();
     if (data_dir.empty()) {
-      data::SyntheticConfig sc;  // as examples/train_nyu renders it by default
-      sc.train_sequences = 80, sc.val_sequences = 12;
-      const std::string json = data::synthetic_config_json(sc);
-      data_dir = default_cache_dir() + "/synthetic-" + std::to_string(sc.height) + "x" + std::to_string(sc.width) + "-" +
-                 std::to_string(std::hash<std::string>{}(json) % 1000000007ull);
+      const data::SyntheticConfig sc = default_synthetic_config();  // as examples/train_nyu renders it
+      data_dir = synthetic_dataset_dir(default_cache_dir(), sc);
       data::ensure_synthetic_dataset(data_dir, sc);
     }
     const data::NyuVideoDataset val(data_dir, "val", std::max<int64_t>(model->config().task_channels("seg"), 1));

@@ -24,9 +24,7 @@ int main(int argc, char** argv) {
   o.lr = 1e-3;  // from scratch, the small model learns far faster than at the paper's 1e-4
   std::string config_file, device = "cpu";
   bool no_augment = false, quiet = false;
-  // The synthetic set train_nyu renders by default: 80 training sequences (320 annotated
-  // frames) rather than data/synthetic.h's 24, which the small model overfits.
-  o.synthetic.train_sequences = 80, o.synthetic.val_sequences = 12;
+  o.synthetic = default_synthetic_config();
   int64_t height = o.synthetic.height, width = o.synthetic.width;
   std::string frame_size;
 
