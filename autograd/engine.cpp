@@ -5,14 +5,10 @@
 #include <unordered_set>
 
 #include "autograd/grad_mode.h"
-#include "ops/binary.h"
-#include "ops/reduce.h"
-#include "tensor/factory.h"
+#include "autograd/gradient_math.h"
 
 namespace mila::autograd {
 namespace {
-
-thread_local bool grad_enabled = true;
 
 // Nodes reachable from `root`, each after every node that consumes it (reverse post-order of
 // a depth-first walk). Iterative, so deep graphs (ResNet-101 unrolled over a clip) cannot
@@ -38,7 +34,8 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   // The first gradient is copied, so .grad never aliases a tensor the user or another node
   // holds (identity backwards pass dout straight through).
   Tensor grad(leaf.grad);
-  leaf.grad = grad.defined() ? add(grad, g).impl_ptr() : g.clone().impl_ptr();
+  const GradientMath& math = gradient_math();
+  leaf.grad = grad.defined() ? math.add(grad, g).impl_ptr() : math.clone(g).impl_ptr();
 }
 
 void check_gradient(const Node& node, size_t i, const Tensor& g) {
@@ -69,20 +66,26 @@ Node::~Node() {
   }  // n dies here with nothing left to recurse into
 }
 
-bool is_grad_enabled() { return grad_enabled; }
-void set_grad_enabled(bool on) { grad_enabled = on; }
-
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
   const Shape& gs = grad.shape();
-  if (gs.size() < shape.size())
+  const auto fail = [&] {
     throw std::logic_error("sum_to: gradient of shape " + shape_str(gs) + " cannot be reduced to " + shape_str(shape));
+  };
+  if (gs.size() < shape.size()) fail();
   const size_t lead = gs.size() - shape.size();
   Shape dims;
-  for (size_t i = 0; i < gs.size(); ++i)
-    if (i < lead || (shape[i - lead] == 1 && gs[i] != 1)) dims.push_back(int64_t(i));
-  Tensor r = dims.empty() ? grad : sum(grad, dims, /*keepdim=*/true);
-  return r.reshape(shape);
+  for (size_t i = 0; i < gs.size(); ++i) {
+    if (i < lead || (shape[i - lead] == 1 && gs[i] != 1))
+      dims.push_back(int64_t(i));
+    else if (gs[i] != shape[i - lead])
+      fail();
+  }
+  // The shapes differ, so dims is not empty and the sum is a new tensor of gs's rank with
+  // size 1 at each of `dims`: a view with the leading dims dropped gives `shape`.
+  Tensor r = gradient_math().sum_keepdim(grad, dims);
+  if (!r.is_contiguous()) r = gradient_math().clone(r);
+  return Tensor::make_view(r, shape, contiguous_strides(shape), r.offset());
 }
 
 void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
@@ -94,7 +97,7 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
     if (root.numel() != 1)
       throw std::invalid_argument("backward: a gradient must be given for a non-scalar root of shape " +
                                   shape_str(root.shape()));
-    dout = ones_like(root);
+    dout = gradient_math().ones_like(root);
   } else if (dout.shape() != root.shape()) {
     throw std::invalid_argument("backward: gradient shape " + shape_str(dout.shape()) + " differs from root shape " +
                                 shape_str(root.shape()));
@@ -136,7 +139,7 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
       check_gradient(*node, i, g);
       if (e.node) {
         Tensor& slot = pending[e.node.get()];
-        slot = slot.defined() ? add(slot, g) : g;
+        slot = slot.defined() ? gradient_math().add(slot, g) : g;
       } else if (auto leaf = e.leaf.lock()) {
         accumulate_into_leaf(*leaf, g);
       }

@@ -3,8 +3,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "ops/binary.h"
-
 namespace mila::autograd {
 
 bool any_requires_grad(const std::vector<Tensor>& inputs) {
@@ -48,13 +46,3 @@ Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, B
 }
 
 }  // namespace mila::autograd
-
-namespace mila {
-
-Tensor gradient_reversal(const Tensor& x, double beta) {
-  using namespace autograd;
-  return record("gradient_reversal", x.detach(), {x},
-                [beta](const Tensor& dout, const std::vector<bool>&) -> GradList { return {mul(dout, -beta)}; });
-}
-
-}  // namespace mila

@@ -2,7 +2,7 @@
 //
 // An op computes its output with plain kernels, then calls record() with its inputs and a
 // backward closure. This is also the custom-function mechanism: forward and backward stay
-// side by side in one place. Example, the gradient-reversal layer (gradient_reversal.cpp):
+// side by side in one place. Example, the gradient-reversal layer (ops/gradient_reversal.cpp):
 //
 //   Tensor gradient_reversal(const Tensor& x, double beta) {
 //     return record("gradient_reversal", x.detach(), {x},
@@ -34,9 +34,3 @@ Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, B
 inline Tensor save(const Tensor& t) { return t.defined() ? t.detach() : t; }
 
 }  // namespace mila::autograd
-
-namespace mila {
-// Identity forward; multiplies the gradient by -beta backward (Ganin & Lempitsky's GRL, as
-// MILA's discriminator uses it; SPEC 4.4).
-Tensor gradient_reversal(const Tensor& x, double beta = 1.0);
-}  // namespace mila

@@ -42,7 +42,7 @@
 
 #include "ops/conv2d.h"
 #include "ops/cpu/conv2d.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 #include "tensor/random.h"
 
 namespace {

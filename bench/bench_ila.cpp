@@ -38,6 +38,7 @@
 
 #include "ops/cpu/ila.h"
 #include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/ila.h"
 #include "ops/ops.h"
 
@@ -90,7 +91,7 @@ void set_counters(benchmark::State& state, const Problem& p, bool backward) {
 
 template <bool kFused>
 void BM_ila_fwd(benchmark::State& state) {
-  cpu::set_num_threads(kThreads);
+  set_num_threads(kThreads);
   const Problem p = make_problem(state);
   auto run = [&] { return kFused ? ila(p.a, p.b, p.v, kL) : ila_composed(p.a, p.b, p.v, kL); };
   benchmark::DoNotOptimize(run().raw_data());  // warm-up
@@ -103,7 +104,7 @@ void BM_ila_fwd(benchmark::State& state) {
 
 template <bool kFused>
 void BM_ila_fwdbwd(benchmark::State& state) {
-  cpu::set_num_threads(kThreads);
+  set_num_threads(kThreads);
   Problem p = make_problem(state);
   p.a.requires_grad_(), p.b.requires_grad_(), p.v.requires_grad_();
   auto step = [&] {
@@ -121,7 +122,7 @@ void BM_ila_fwdbwd(benchmark::State& state) {
 
 template <bool kBackward>
 void BM_ila_kernel(benchmark::State& state) {
-  cpu::set_num_threads(kThreads);
+  set_num_threads(kThreads);
   const Problem p = make_problem(state);
   const Tensor out = empty(p.v.shape()), weights = empty({p.B, kN, p.H, p.W});
   const Tensor da = empty(p.a.shape()), db = empty(p.b.shape()), dv = empty(p.v.shape());

@@ -48,6 +48,7 @@
 #include "ops/cpu/interpolate.h"
 #include "ops/cpu/losses.h"
 #include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/interpolate.h"
 #include "ops/losses.h"
 #include "ops/ops.h"
@@ -82,7 +83,7 @@ void set_counters(benchmark::State& state, double floor_bytes) {
 // Times f (after one warm-up call) and sets the counters for `floor_bytes` per call.
 template <typename F>
 void run(benchmark::State& state, double floor_bytes, F&& f) {
-  cpu::set_num_threads(threads());
+  set_num_threads(threads());
   f();
   for (auto _ : state) {
     f();

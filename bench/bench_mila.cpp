@@ -34,7 +34,7 @@
 
 #include "mila/train.h"
 #include "nn/optim.h"
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/ops.h"
 #include "tensor/random.h"
 
@@ -82,7 +82,7 @@ double peak_rss_mib() {
 }
 
 void BM_mila_train_step(benchmark::State& state, bool paper) {
-  cpu::set_num_threads(kThreads);
+  set_num_threads(kThreads);
   const Case c = make_case(paper);
   Model model(c.cfg);
   model.train();
@@ -103,7 +103,7 @@ void BM_mila_train_step(benchmark::State& state, bool paper) {
 }
 
 void BM_mila_stream(benchmark::State& state, bool paper) {
-  cpu::set_num_threads(kThreads);
+  set_num_threads(kThreads);
   const Case c = make_case(paper);
   Model model(c.cfg);
   model.eval();

@@ -11,7 +11,7 @@
 
 #include "data/image_io.h"
 #include "data/imagenet.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila::data {
 

@@ -17,7 +17,7 @@
 #include <memory>
 #include <sstream>
 
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"

@@ -12,7 +12,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila::data {
 

@@ -9,7 +9,7 @@
 #include "ops/losses.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila {
 namespace {

@@ -7,11 +7,12 @@
 #include <stdexcept>
 
 #include "autograd/function.h"
+#include "ops/gradient_reversal.h"
 #include "ops/binary.h"
 #include "ops/losses.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila {
 

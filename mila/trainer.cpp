@@ -29,8 +29,8 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "ops/copy.h"
-#include "ops/cpu/parallel.h"
-#include "tensor/factory.h"
+#include "ops/threads.h"
+#include "ops/factory.h"
 
 namespace fs = std::filesystem;
 
@@ -364,7 +364,7 @@ Config small_config() {
 TrainSummary train_nyu(TrainOptions o) {
   const auto start = Clock::now();
   TrainSummary summary;
-  if (o.threads > 0) cpu::set_num_threads(o.threads);
+  if (o.threads > 0) set_num_threads(o.threads);
 
   // ---- resume: the run's own settings come back from its checkpoint
   nlohmann::json resumed;

@@ -11,7 +11,7 @@
 #include "ops/matmul.h"
 #include "ops/pool.h"
 #include "ops/unary.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila::nn {
 namespace {

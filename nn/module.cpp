@@ -8,7 +8,7 @@
 
 #include "autograd/grad_mode.h"
 #include "ops/copy.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila::nn {
 

@@ -11,7 +11,7 @@
 #include "ops/copy.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila::nn {
 

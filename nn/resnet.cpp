@@ -9,7 +9,7 @@
 #include "ops/binary.h"
 #include "ops/copy.h"
 #include "ops/unary.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila::nn {
 

@@ -10,7 +10,7 @@
 #include "ops/reduce.h"
 #include "ops/unary.h"
 #include "ops/where.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 #ifdef MILA_WITH_CUDA
 #include "ops/cuda/binary.h"
 #endif

@@ -16,7 +16,7 @@
 #include "ops/reduce.h"
 #include "ops/softmax.h"
 #include "ops/where.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila {
 namespace {

@@ -8,7 +8,7 @@
 #include "ops/copy.h"
 #include "ops/cpu/index.h"
 #include "ops/op_list.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila {
 namespace {

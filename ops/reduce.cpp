@@ -16,7 +16,7 @@
 #include "ops/index.h"
 #include "ops/op_list.h"
 #include "ops/where.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila {
 namespace {

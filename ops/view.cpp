@@ -7,7 +7,7 @@
 
 #include "autograd/function.h"
 #include "ops/copy.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila {
 namespace {

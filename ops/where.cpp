@@ -5,7 +5,7 @@
 #include "autograd/function.h"
 #include "ops/cpu/where.h"
 #include "ops/op_list.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 namespace mila {
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "tests/test_util.h"
 
 using namespace mila;
@@ -547,7 +547,7 @@ TEST_CASE("a deep chain of nodes is differentiated and destroyed without deep re
 
 // ---------------------------------------------------------------- threads
 TEST_CASE("sums and gradients are bitwise the same with 1 or 2 threads") {
-  const int saved = cpu::num_threads();
+  const int saved = num_threads();
   Generator g(9);
   const Tensor big = rand({200003}, {}, &g);         // one long reduction, split in fixed chunks
   const Tensor m = rand({3, 70001}, {}, &g);         // a few long rows
@@ -560,8 +560,8 @@ TEST_CASE("sums and gradients are bitwise the same with 1 or 2 threads") {
     std::vector<double> rows, cols, strided, mean_all, grad;
   };
   auto run = [&](int threads) {
-    cpu::set_num_threads(threads);
-    REQUIRE(cpu::num_threads() == threads);
+    set_num_threads(threads);
+    REQUIRE(num_threads() == threads);
     Result r;
     r.total = sum(big).item<double>();
     r.rows = values(sum(m, {1}));
@@ -574,7 +574,7 @@ TEST_CASE("sums and gradients are bitwise the same with 1 or 2 threads") {
     return r;
   };
   const Result one = run(1), two = run(2);
-  cpu::set_num_threads(saved);
+  set_num_threads(saved);
   CHECK(one.total == two.total);  // bitwise: == on doubles read from float32
   CHECK(one.rows == two.rows);
   CHECK(one.cols == two.cols);

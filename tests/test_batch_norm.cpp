@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "ops/batch_norm.h"
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "test_util.h"
 
 using namespace mila;
@@ -218,12 +218,12 @@ TEST_CASE("batch_norm: statistics and gradients do not depend on the thread coun
     return std::vector<std::vector<double>>{values(y), values(rm), values(rv), values(xl.grad()), values(wl.grad()),
                                             values(bl.grad())};
   };
-  const int threads = cpu::num_threads();
-  cpu::set_num_threads(1);
+  const int threads = num_threads();
+  set_num_threads(1);
   const auto one = run();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = run();
-  cpu::set_num_threads(threads);
+  set_num_threads(threads);
   for (size_t i = 0; i < one.size(); ++i) {
     CAPTURE(i);
     CHECK(one[i] == two[i]);  // bitwise

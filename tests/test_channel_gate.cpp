@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ops/channel_gate.h"
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "test_util.h"
 
 using namespace mila;
@@ -82,12 +82,12 @@ TEST_CASE("channel_gate dgate does not depend on the thread count") {
     channel_gate(x, g).backward(dout);
     return values(g.grad());
   };
-  const int threads = cpu::num_threads();
-  cpu::set_num_threads(1);
+  const int threads = num_threads();
+  set_num_threads(1);
   const auto one = run();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = run();
-  cpu::set_num_threads(threads);
+  set_num_threads(threads);
   CHECK(one == two);
 }
 

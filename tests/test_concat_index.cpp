@@ -9,7 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/op_list.h"
 #include "tests/test_util.h"
 
@@ -411,7 +411,7 @@ TEST_CASE("index_add") {
 }
 
 TEST_CASE("index ops give the same bits on 1 and 2 threads") {
-  const int saved = cpu::num_threads();
+  const int saved = num_threads();
   const Tensor x = draw({200, 300}, -1, 1, 31).to(DType::Float32);
   const Tensor index = random_indices(300, {200, 500}, 32);
   const Tensor idx = random_indices(200, {400}, 33);
@@ -422,11 +422,11 @@ TEST_CASE("index ops give the same bits on 1 and 2 threads") {
                                             test::values(index_add(x, 0, idx, draw({400, 300}, -1, 1, 35).to(DType::Float32))),
                                             test::values(concat({x, x.t().contiguous().t()}, 1))};
   };
-  cpu::set_num_threads(1);
+  set_num_threads(1);
   const auto one = run();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = run();
-  cpu::set_num_threads(saved);
+  set_num_threads(saved);
   for (size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
 }
 

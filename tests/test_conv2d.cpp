@@ -22,6 +22,7 @@
 #include "ops/conv2d.h"
 #include "ops/cpu/conv2d.h"
 #include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "test_util.h"
 
 using namespace mila;
@@ -269,7 +270,7 @@ TEST_CASE("conv2d results do not depend on the thread count, bit for bit") {
       {"groups 4, batch 2", 2, 16, 32, 25, 31, 3, 3, Conv2dParams::square(1, 1, 1, 4)},
       {"7x7 stride 2, batch 2", 2, 3, 16, 60, 70, 7, 7, Conv2dParams::square(2, 3)},
   };
-  const int saved = cpu::num_threads();
+  const int saved = num_threads();
   for (const DType dtype : {DType::Float32, DType::Float64}) {
     for (const Case& c : shapes) {
       INFO(c.name << ", " << dtype_name(dtype));
@@ -281,7 +282,7 @@ TEST_CASE("conv2d results do not depend on the thread count, bit for bit") {
       std::vector<std::string> what;
       std::vector<Tensor> results[2];
       for (const int threads : {1, 2}) {
-        cpu::set_num_threads(threads);
+        set_num_threads(threads);
         std::vector<Tensor>& r = results[threads - 1];
         what.clear();
         auto add = [&](const char* name, const Tensor& t) {
@@ -323,7 +324,7 @@ TEST_CASE("conv2d results do not depend on the thread count, bit for bit") {
           }
         }
       }
-      cpu::set_num_threads(saved);
+      set_num_threads(saved);
       REQUIRE(results[0].size() == results[1].size());
       for (size_t i = 0; i < what.size(); ++i) CHECK_MESSAGE(bitwise_equal(results[0][i], results[1][i]), what[i]);
     }

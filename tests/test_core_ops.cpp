@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/op_list.h"
 #include "tests/test_util.h"
 
@@ -372,17 +372,17 @@ TEST_CASE("matmul: transposed operands, a larger float32 product, thread-count i
   const Tensor got = matmul(a, b.t());
   const Tensor expect = matmul(a.to(DType::Float64), b.to(DType::Float64).t());
   check_close(got, expect, 1e-4, 1e-4);
-  cpu::set_num_threads(1);
+  set_num_threads(1);
   const Tensor one = matmul(a, b.t());
   const Tensor big1 = sum(uniform({300000}, -1, 1, DType::Float32));
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const Tensor two = matmul(a, b.t());
   CHECK(test::values(one) == test::values(two));
   Generator g1(5), g2(5);
   const Tensor v1 = rand({300000}, {}, &g1), v2 = rand({300000}, {}, &g2);
-  cpu::set_num_threads(1);
+  set_num_threads(1);
   const double s1 = sum(v1).item<double>();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const double s2 = sum(v2).item<double>();
   CHECK(s1 == s2);
   (void)big1;

@@ -21,7 +21,7 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/ila.h"
 #include "test_util.h"
 
@@ -217,7 +217,7 @@ TEST_CASE("ila") {
 
   SUBCASE("the same bits with 1 and 2 threads, forward and backward") {
     // 29 rows give the kernel 3 row bands on 1 thread and 4 on 2 (B = 1): the cut moves.
-    const int threads = cpu::num_threads();
+    const int threads = num_threads();
     for (DType dtype : {DType::Float32, DType::Float64})
       for (int64_t B : {1, 3})
         for (int64_t L : {5, 9}) {
@@ -226,11 +226,11 @@ TEST_CASE("ila") {
           CAPTURE(L);
           const Inputs in = make_inputs(B, 20, 21, 29, 37, dtype);
           auto f = [L](auto& a, auto& b, auto& v) { return ila(a, b, v, L); };
-          cpu::set_num_threads(1);
+          set_num_threads(1);
           const Run one = run_with_grad(f, in);
-          cpu::set_num_threads(2);
+          set_num_threads(2);
           const Run two = run_with_grad(f, in);
-          cpu::set_num_threads(threads);
+          set_num_threads(threads);
           CHECK(bitwise_equal(one.out, two.out));
           CHECK(bitwise_equal(one.da, two.da));
           CHECK(bitwise_equal(one.db, two.db));

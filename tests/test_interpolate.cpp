@@ -13,7 +13,7 @@
 #include <cmath>
 #include <vector>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/interpolate.h"
 #include "test_util.h"
 
@@ -138,12 +138,12 @@ TEST_CASE("interpolate_bilinear backward does not depend on the thread count") {
     out.backward(dout);
     return std::make_pair(values(out), values(leaf.grad()));
   };
-  const int threads = cpu::num_threads();
-  cpu::set_num_threads(1);
+  const int threads = num_threads();
+  set_num_threads(1);
   const auto one = run();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = run();
-  cpu::set_num_threads(threads);
+  set_num_threads(threads);
   CHECK(one.first == two.first);
   CHECK(one.second == two.second);  // bitwise
 }

@@ -17,7 +17,7 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/losses.h"
 #include "test_util.h"
 
@@ -75,12 +75,12 @@ std::vector<Tensor> grads_of(const std::function<Tensor(const std::vector<Tensor
 
 template <typename F>
 void check_thread_invariance(F&& run) {
-  const int threads = cpu::num_threads();
-  cpu::set_num_threads(1);
+  const int threads = num_threads();
+  set_num_threads(1);
   const auto one = run();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = run();
-  cpu::set_num_threads(threads);
+  set_num_threads(threads);
   CHECK(one == two);  // bitwise
 }
 

@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/op_list.h"
 #include "tests/test_util.h"
 
@@ -193,7 +193,7 @@ TEST_CASE("matmul: transposed, strided and broadcast operands are read in place"
 }
 
 TEST_CASE("matmul: a larger float32 product and the same bits on 1 and 2 threads") {
-  const int saved = cpu::num_threads();
+  const int saved = num_threads();
   const Tensor a = draw({150, 301}, -1, 1, 20).to(DType::Float32), b = draw({301, 170}, -1, 1, 21).to(DType::Float32);
   const Tensor small_a = draw({64, 6, 9}, -1, 1, 22).to(DType::Float32), small_b = draw({9, 7}, -1, 1, 23).to(DType::Float32);
   const Tensor mid_a = draw({3, 130, 140}, -1, 1, 24).to(DType::Float32);
@@ -203,11 +203,11 @@ TEST_CASE("matmul: a larger float32 product and the same bits on 1 and 2 threads
                                             test::values(matmul(small_a, small_b)), test::values(matmul(mid_a, mid_b)),
                                             test::values(matmul(a.to(DType::Float64), b.to(DType::Float64)))};
   };
-  cpu::set_num_threads(1);
+  set_num_threads(1);
   const auto one = run();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = run();
-  cpu::set_num_threads(saved);
+  set_num_threads(saved);
   for (size_t i = 0; i < one.size(); ++i) {
     INFO("product " << i);
     CHECK(one[i] == two[i]);

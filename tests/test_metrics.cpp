@@ -13,7 +13,7 @@
 #include "data/synthetic.h"
 #include "mila/evaluate.h"
 #include "mila/metrics.h"
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 using namespace mila;
 namespace fs = std::filesystem;

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/op_list.h"
 #include "tests/test_util.h"
 
@@ -87,8 +87,8 @@ std::vector<std::pair<const char*, Tensor>> layouts(const Tensor& x) {
 
 // Restores the thread count a test changed.
 struct ThreadCountGuard {
-  int saved = cpu::num_threads();
-  ~ThreadCountGuard() { cpu::set_num_threads(saved); }
+  int saved = num_threads();
+  ~ThreadCountGuard() { set_num_threads(saved); }
 };
 
 }  // namespace
@@ -412,9 +412,9 @@ TEST_CASE("reductions give the same bits on 1 and 2 threads") {
                                             test::values(max(wide, 0).values),
                                             test::values(max(wide, 1).indices)};
   };
-  cpu::set_num_threads(1);
+  set_num_threads(1);
   const auto one = results();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = results();
   REQUIRE(one.size() == two.size());
   for (size_t i = 0; i < one.size(); ++i) {

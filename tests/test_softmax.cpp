@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/op_list.h"
 #include "tests/test_util.h"
 
@@ -211,7 +211,7 @@ TEST_CASE("log_softmax") {
 }
 
 TEST_CASE("softmax gives the same bits on 1 and 2 threads") {
-  const int saved = cpu::num_threads();
+  const int saved = num_threads();
   const Tensor x = draw({64, 3, 700}, -5, 5, 8).to(DType::Float32);
   auto run = [&] {
     Tensor leaf = x.detach().requires_grad_();
@@ -219,11 +219,11 @@ TEST_CASE("softmax gives the same bits on 1 and 2 threads") {
     y.backward(draw({64, 3, 700}, -1, 1, 9).to(DType::Float32));
     return std::vector<std::vector<double>>{test::values(y), test::values(log_softmax(x, 2)), test::values(leaf.grad())};
   };
-  cpu::set_num_threads(1);
+  set_num_threads(1);
   const auto one = run();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   const auto two = run();
-  cpu::set_num_threads(saved);
+  set_num_threads(saved);
   for (size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
 }
 

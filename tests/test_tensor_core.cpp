@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "tests/test_util.h"
 
 using namespace mila;
@@ -281,10 +281,10 @@ TEST_CASE("memory returns to its earlier level after forward + backward; backwar
 TEST_CASE("results do not depend on the thread count (elementwise, reductions, softmax)") {
   Generator g(9);
   const Tensor x = rand({3, 70000}, {}, &g);
-  cpu::set_num_threads(1);
+  set_num_threads(1);
   const std::vector<double> s1 = test::values(sum(x, {1})), e1 = test::values(exp(x)), m1 = test::values(softmax(x, 1));
   const double t1 = sum(x).item<double>();
-  cpu::set_num_threads(2);
+  set_num_threads(2);
   CHECK(test::values(sum(x, {1})) == s1);
   CHECK(test::values(exp(x)) == e1);
   CHECK(test::values(softmax(x, 1)) == m1);

@@ -22,7 +22,7 @@
 #include "data/imagenet.h"
 #include "nn/resnet.h"
 #include "nn/safetensors.h"
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 #include "ops/ops.h"
 
 using namespace mila;
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (threads > 0) cpu::set_num_threads(threads);
+    if (threads > 0) set_num_threads(threads);
     const Device dev = Device::parse(device);
 
     // The image, and torchvision's evaluation transform of it.

@@ -20,7 +20,7 @@
 #include "mila/checkpoint.h"
 #include "mila/stream.h"
 #include "nn/safetensors.h"
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 
 using namespace mila;
 namespace fs = std::filesystem;
@@ -43,7 +43,7 @@ std::vector<fs::path> list_frames(const fs::path& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cpu::reexec_with_passive_omp_wait(argv);  // Note [OpenMP wait policy] in ops/cpu/parallel.h
+  reexec_with_passive_omp_wait(argv);  // Note [OpenMP wait policy] in ops/threads.h
   std::string checkpoint, frames_dir, out_dir;
   bool raw = false;
   int threads = 0;
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (threads > 0) cpu::set_num_threads(threads);
+    if (threads > 0) set_num_threads(threads);
     std::unique_ptr<Model> model = load_model(checkpoint);
     model->eval();
     const std::vector<fs::path> files = list_frames(frames_dir);

@@ -22,7 +22,7 @@
 #include "mila/metrics.h"
 #include "mila/stream.h"
 #include "mila/trainer.h"
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 
 using namespace mila;
 
@@ -60,7 +60,7 @@ Row run(Model& model, const data::NyuVideoDataset& val, const std::string& name,
 }  // namespace
 
 int main(int argc, char** argv) {
-  cpu::reexec_with_passive_omp_wait(argv);
+  reexec_with_passive_omp_wait(argv);
   std::string checkpoint, data_dir, thresholds = "0.05,0.1,0.2,0.4";
   CLI::App app{"Accuracy and cost of keyframe policies on whole validation sequences"};
   app.add_option("--checkpoint", checkpoint, "MILA checkpoint")->required();

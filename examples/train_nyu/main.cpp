@@ -13,12 +13,12 @@
 #include <sstream>
 
 #include "mila/trainer.h"
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 
 using namespace mila;
 
 int main(int argc, char** argv) {
-  cpu::reexec_with_passive_omp_wait(argv);  // Note [OpenMP wait policy] in ops/cpu/parallel.h
+  reexec_with_passive_omp_wait(argv);  // Note [OpenMP wait policy] in ops/threads.h
   TrainOptions o;
   o.model = small_config();
   o.lr = 1e-3;  // from scratch, the small model learns far faster than at the paper's 1e-4

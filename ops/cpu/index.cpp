@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "autograd/grad_mode.h"
 #include "ops/cpu/binary.h"
 #include "ops/cpu/copy.h"
 #include "ops/cpu/loops.h"
@@ -62,21 +61,32 @@ void scatter_add(const Tensor& out, int64_t dim, const Tensor& index, const Tens
   });
 }
 
+namespace {
+
+// The slice t[..., i, ...] at `dim` (dim removed) as a plain view: a kernel's plumbing,
+// made with the tensor layer's make_view so that it records no graph.
+Tensor slice_at(const Tensor& t, int64_t dim, int64_t i) {
+  Shape shape = t.shape(), strides = t.strides();
+  shape.erase(shape.begin() + dim);
+  strides.erase(strides.begin() + dim);
+  return Tensor::make_view(t, std::move(shape), std::move(strides), t.offset() + i * t.stride(dim));
+}
+
+}  // namespace
+
 void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& idx) {
-  autograd::NoGradGuard no_grad;  // the select() views below are plumbing, not graph
   const int64_t* ip = idx.data<int64_t>();
   const int64_t n = idx.numel(), s = idx.stride(0);
-  for (int64_t i = 0; i < n; ++i) copy(out.select(dim, i), x.select(dim, ip[i * s]));
+  for (int64_t i = 0; i < n; ++i) copy(slice_at(out, dim, i), slice_at(x, dim, ip[i * s]));
 }
 
 void index_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
-  autograd::NoGradGuard no_grad;
   const int64_t* ip = idx.data<int64_t>();
   const int64_t n = idx.numel(), s = idx.stride(0);
   // In index order, so repeated indices accumulate the same way on any thread count.
   for (int64_t i = 0; i < n; ++i) {
-    const Tensor slot = out.select(dim, ip[i * s]);
-    binary_forward(Op::add, slot, slot, src.select(dim, i));
+    const Tensor slot = slice_at(out, dim, ip[i * s]);
+    binary_forward(Op::add, slot, slot, slice_at(src, dim, i));
   }
 }
 

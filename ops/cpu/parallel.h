@@ -17,6 +17,7 @@
 
 namespace mila::cpu {
 
+// The threads a parallel region gets (programs set it with mila::set_num_threads, ops/threads.h).
 inline int num_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -24,23 +25,6 @@ inline int num_threads() {
   return 1;
 #endif
 }
-inline void set_num_threads(int n) {
-#ifdef _OPENMP
-  omp_set_num_threads(std::max(1, n));
-#else
-  (void)n;
-#endif
-}
-
-// Note [OpenMP wait policy]: libgomp's threads spin after each parallel region, waiting
-// for the next. On a quiet machine that saves a wake-up; on a busy one (a data loader's
-// threads, a second process, ctest -j2) the spinning threads take the cores the working
-// ones need, and a MILA training step measured 0.4 s with OMP_WAIT_POLICY=PASSIVE against
-// 0.8-5 s with the default on 2 loaded cores. The policy is read once, when libgomp loads,
-// so programs that run next to their own loader threads (examples/train_nyu, predict) call
-// this first thing in main(): when the user has not chosen a policy it re-executes the
-// program with OMP_WAIT_POLICY=PASSIVE set. Returns normally otherwise (or if exec fails).
-void reexec_with_passive_omp_wait(char** argv);
 
 // Calls f(begin, end) over [0, n) in chunks of at least `grain` items, in parallel when
 // there is more than one chunk. Serial inside an already-parallel region.

@@ -1,4 +1,4 @@
-#include "tensor/factory.h"
+#include "ops/factory.h"
 
 #include <algorithm>
 #include <cmath>

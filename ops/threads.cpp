@@ -1,11 +1,23 @@
-// parallel.cpp - see Note [OpenMP wait policy] in parallel.h.
-#include "ops/cpu/parallel.h"
+#include "ops/threads.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
-namespace mila::cpu {
+#include "ops/cpu/parallel.h"
+
+namespace mila {
+
+int num_threads() { return cpu::num_threads(); }
+
+void set_num_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(std::max(1, n));
+#else
+  (void)n;
+#endif
+}
 
 void reexec_with_passive_omp_wait(char** argv) {
 #ifdef _OPENMP
@@ -18,4 +30,4 @@ void reexec_with_passive_omp_wait(char** argv) {
 #endif
 }
 
-}  // namespace mila::cpu
+}  // namespace mila
