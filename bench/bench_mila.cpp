@@ -1,4 +1,4 @@
-// bench_mila.cpp - the whole MILA model (issue 5, Performance): one training step and the
+// bench_mila.cpp - the whole MILA model: one training step and the
 // per-frame latency of streaming inference, on two configurations; tools/bench_mila_torch.py
 // times the same with PyTorch (tools/mila_torch.py) for comparison.
 //

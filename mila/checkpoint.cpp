@@ -9,11 +9,11 @@ namespace mila {
 
 void save_model(const std::string& path, const Model& model, std::map<std::string, std::string> metadata) {
   metadata[kConfigKey] = model.config().to_json();
-  write_safetensors(path, model.state_dict(), metadata);
+  safetensors::write(path, model.state_dict(), metadata);
 }
 
 Config read_model_config(const std::string& path) {
-  const SafetensorsContents file = read_safetensors(path);
+  const safetensors::Contents file = safetensors::read(path);
   const auto it = file.metadata.find(kConfigKey);
   if (it == file.metadata.end())
     throw std::runtime_error("read_model_config: " + path + " has no \"" + kConfigKey +
@@ -29,7 +29,7 @@ Config read_model_config(const std::string& path) {
 
 std::unique_ptr<Model> load_model(const std::string& path) {
   auto model = std::make_unique<Model>(read_model_config(path));
-  const SafetensorsContents file = read_safetensors(path);
+  const safetensors::Contents file = safetensors::read(path);
   nn::NamedTensors state(file.tensors.begin(), file.tensors.end());
   try {
     model->load_state_dict(state, /*strict=*/true);
@@ -49,7 +49,7 @@ nn::LoadReport init_from(Model& model, const std::string& spec) {
     prefix = part + ".";
     path = spec.substr(eq + 1);
   }
-  const SafetensorsContents file = read_safetensors(path);
+  const safetensors::Contents file = safetensors::read(path);
   nn::NamedTensors state;
   for (const auto& [name, t] : file.tensors) state.emplace_back(prefix + name, t);
   const size_t expected = model.state_dict().size();

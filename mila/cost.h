@@ -19,7 +19,7 @@
 //
 // Nothing here builds a model or runs a forward: every figure comes from the shapes, so a
 // report over many variants is instant. tests/test_cost.cpp checks the counts against
-// nn::Trace over real forwards and against hand sums.
+// nn::trace::Recorder over real forwards and against hand sums.
 #pragma once
 
 #include <cstdint>

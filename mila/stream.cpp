@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "autograd/grad_mode.h"
+#include "nn/trace.h"
 #include "ops/ops.h"
 
 namespace mila {
@@ -31,7 +32,7 @@ FrameResult Stream::step(const Tensor& frame) {
                                 ", the stream's first was " + shape_str(shape_));
   const auto start = std::chrono::steady_clock::now();
   NoGradGuard no_grad;
-  nn::Trace trace(model_);
+  nn::trace::Recorder trace(model_);
   FrameResult r;
 
   const int64_t K = model_.config().K;

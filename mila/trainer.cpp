@@ -169,7 +169,7 @@ void save_training_checkpoint(const fs::path& dir, const Model& model, const nn:
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   save_model((tmp / "model.safetensors").string(), model, {{"step", std::to_string(state.at("step").get<int64_t>())}});
-  write_safetensors((tmp / "optimizer.safetensors").string(), opt.state_dict());
+  safetensors::write((tmp / "optimizer.safetensors").string(), opt.state_dict());
   write_text_atomic(tmp / "state.json", state.dump(2));
   fs::remove_all(old);
   if (fs::exists(cur)) fs::rename(cur, old);
@@ -190,7 +190,7 @@ Batch to_model_batch(const data::Batch& b, Device device) {
 }
 
 void dump_batch(const std::string& path, const data::Batch& b) {
-  write_safetensors(path, {{"frames", b.frames},
+  safetensors::write(path, {{"frames", b.frames},
                            {"t0", scalar_tensor(double(b.t0), {DType::Int64, Device::cpu()})},
                            {"seg", b.seg},
                            {"depth", b.depth},
@@ -455,9 +455,9 @@ TrainSummary train_nyu(TrainOptions o) {
   int64_t first = 0;
   if (!resumed.is_null()) {
     const fs::path ck = find_checkpoint(out);
-    const SafetensorsContents m = read_safetensors((ck / "model.safetensors").string());
+    const safetensors::Contents m = safetensors::read((ck / "model.safetensors").string());
     model.load_state_dict(nn::NamedTensors(m.tensors.begin(), m.tensors.end()), /*strict=*/true);
-    const SafetensorsContents s = read_safetensors((ck / "optimizer.safetensors").string());
+    const safetensors::Contents s = safetensors::read((ck / "optimizer.safetensors").string());
     opt->load_state_dict(nn::NamedTensors(s.tensors.begin(), s.tensors.end()));
     dwa.load_state_json(resumed.at("dwa").get<std::string>());
     first = resumed.at("step").get<int64_t>();

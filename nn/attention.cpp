@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "nn/trace.h"
 #include "ops/channel_gate.h"
 #include "ops/ila.h"
 #include "ops/pool.h"
@@ -34,8 +35,8 @@ Tensor ILAModule::attend(const Tensor& target_keys, const Tensor& source_keys, c
   Tensor out = ila(target_keys, source_keys, source, window);
   // Not a forward() call, so the MAC counter is told here (SPEC 4.5: the logits and the
   // aggregation, per image).
-  if (Trace* trace = Trace::active())
-    trace->record(this, "ILA", out.shape(), out.size(0) * attention_macs(out.size(2), out.size(3), out.size(1)));
+  if (trace::Recorder* recorder = trace::Recorder::active())
+    recorder->record(this, "ILA", out.shape(), out.size(0) * attention_macs(out.size(2), out.size(3), out.size(1)));
   return out;
 }
 

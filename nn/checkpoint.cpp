@@ -8,11 +8,11 @@
 namespace mila::nn {
 
 void save_checkpoint(const std::string& path, const Module& module, const std::map<std::string, std::string>& metadata) {
-  write_safetensors(path, module.state_dict(), metadata);
+  safetensors::write(path, module.state_dict(), metadata);
 }
 
 LoadReport load_checkpoint(const std::string& path, Module& module, bool strict) {
-  const SafetensorsContents contents = read_safetensors(path);
+  const safetensors::Contents contents = safetensors::read(path);
   try {
     return module.load_state_dict(contents.tensors, strict);
   } catch (const std::runtime_error& e) {

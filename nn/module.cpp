@@ -1,12 +1,12 @@
-// module.cpp - the Module tree, state dicts and traces (module.h).
+// module.cpp - the Module tree and state dicts (module.h).
 #include "nn/module.h"
 
-#include <cstdio>
 #include <map>
 #include <sstream>
 #include <stdexcept>
 
 #include "autograd/grad_mode.h"
+#include "nn/trace.h"
 #include "ops/copy.h"
 #include "ops/factory.h"
 
@@ -31,11 +31,11 @@ Tensor Module::forward(const Tensor&) {
 }
 
 Tensor Module::operator()(const Tensor& x) {
-  Trace* trace = Trace::active();
-  if (!trace) return forward(x);
-  trace->enter(this);
+  trace::Recorder* recorder = trace::Recorder::active();
+  if (!recorder) return forward(x);
+  recorder->enter(this);
   Tensor y = forward(x);
-  trace->leave(this, x, y);
+  recorder->leave(this, x, y);
   return y;
 }
 
@@ -168,90 +168,6 @@ void Module::to(Device device) {
 
 void Module::zero_grad() {
   for (auto& [n, t] : named_parameters()) t.zero_grad();
-}
-
-// ---- traces ----
-namespace {
-thread_local Trace* g_active_trace = nullptr;
-}
-
-Trace::Trace(Module& root) : previous_(g_active_trace) {
-  for (auto& [path, m] : root.named_modules()) paths_.emplace_back(m, path);
-  g_active_trace = this;
-}
-Trace::~Trace() { g_active_trace = previous_; }
-Trace* Trace::active() { return g_active_trace; }
-
-void Trace::enter(Module*) { ++depth_; }
-
-void Trace::leave(Module* m, const Tensor& input, const Tensor& output) {
-  --depth_;
-  TraceRow row;
-  row.type = m->type_name();
-  for (const auto& [mod, path] : paths_)
-    if (mod == m) row.path = path.empty() ? "(root)" : path;
-  row.output_shape = output.defined() ? output.shape() : Shape{};
-  for (const auto& [n, t] : m->params_) row.params += t.numel();
-  row.macs = m->macs(input, output);
-  row.depth = depth_;
-  rows.push_back(row);
-}
-
-void Trace::record(const Module* m, const std::string& type, const Shape& output_shape, int64_t macs) {
-  TraceRow row;
-  row.type = type;
-  for (const auto& [mod, path] : paths_)
-    if (mod == m) row.path = path.empty() ? "(root)" : path;
-  row.output_shape = output_shape;
-  row.macs = macs;
-  row.depth = depth_;
-  rows.push_back(row);
-}
-
-int64_t Trace::total_macs() const {
-  int64_t n = 0;
-  for (const TraceRow& r : rows) n += r.macs;  // only leaf layers count MACs, so no double counting
-  return n;
-}
-
-namespace {
-// One eval-mode, no-grad forward on zeros of `input_shape`, recorded.
-std::vector<TraceRow> trace_rows(Module& m, const Shape& input_shape) {
-  Trace trace(m);
-  NoGradGuard no_grad;
-  const bool was_training = m.is_training();
-  m.eval();
-  const std::vector<Tensor> params = m.parameters();
-  const Device device = params.empty() ? Device::cpu() : params[0].device();
-  m(zeros(input_shape, {DType::Float32, device}));
-  m.train(was_training);
-  return trace.rows;
-}
-}  // namespace
-
-int64_t count_macs(Module& m, const Shape& input_shape) {
-  int64_t n = 0;
-  for (const TraceRow& r : trace_rows(m, input_shape)) n += r.macs;
-  return n;
-}
-
-std::string summary(Module& m, const Shape& input_shape) {
-  const std::vector<TraceRow> rows = trace_rows(m, input_shape);
-  std::ostringstream os;
-  char line[256];
-  std::snprintf(line, sizeof line, "%-40s %-20s %-22s %12s %14s\n", "module", "type", "output", "params", "MACs");
-  os << line;
-  int64_t macs = 0;
-  for (const TraceRow& r : rows) {
-    std::snprintf(line, sizeof line, "%-40s %-20s %-22s %12lld %14lld\n", r.path.c_str(), r.type.c_str(),
-                  shape_str(r.output_shape).c_str(), (long long)r.params, (long long)r.macs);
-    os << line;
-    macs += r.macs;
-  }
-  std::snprintf(line, sizeof line, "total: %lld parameters, %.3f GMACs at input %s\n", (long long)m.num_parameters(),
-                double(macs) / 1e9, shape_str(input_shape).c_str());
-  os << line;
-  return os.str();
 }
 
 }  // namespace mila::nn

@@ -1,6 +1,6 @@
 // module.h - the Module base: named parameters, buffers and children with PyTorch's dotted
 // names, train/eval, device moves, state_dict / load_state_dict (SPEC section 2), and the
-// call wrapper that the summary and MAC counter hook into.
+// call wrapper that the MAC counter and summary hook into (nn/trace.h).
 //
 // A module keeps its tensors as members (Tensor weight;) and registers them once, so
 // `named_parameters()` can walk the tree. Tensor is a handle: loading a checkpoint or moving
@@ -23,6 +23,10 @@
 #include "tensor/tensor.h"
 
 namespace mila::nn {
+
+namespace trace {
+class Recorder;
+}
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
@@ -90,47 +94,12 @@ class Module {
   virtual int64_t macs(const Tensor& input, const Tensor& output) const { return 0; }
 
  private:
-  friend struct Trace;
+  friend class trace::Recorder;  // reads params_ for a row's own-parameter count
   void check_new_name(const std::string& name) const;
   std::string type_name_;
   bool training_ = true;
   NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };
-
-// Records every module call (path, type, output shape, parameters, MACs) made while it is
-// alive on this thread; used by summary() and count_macs().
-struct TraceRow {
-  std::string path, type;
-  Shape output_shape;
-  int64_t params = 0;  // the module's own parameters (not its children's)
-  int64_t macs = 0;
-  int depth = 0;
-};
-struct Trace {
-  explicit Trace(Module& root);
-  ~Trace();
-  Trace(const Trace&) = delete;
-  Trace& operator=(const Trace&) = delete;
-  std::vector<TraceRow> rows;
-  int64_t total_macs() const;
-  static Trace* active();
-  // Called by Module::operator() around a forward.
-  void enter(Module* m);
-  void leave(Module* m, const Tensor& input, const Tensor& output);
-  // A row for work a module does outside its forward() (ILAModule::attend): MACs of a call
-  // that Module::operator() does not see.
-  void record(const Module* m, const std::string& type, const Shape& output_shape, int64_t macs);
-
- private:
-  Trace* previous_;
-  std::vector<std::pair<Module*, std::string>> paths_;  // from root.named_modules()
-  int depth_ = 0;
-};
-
-// One line per module call: path, type, output shape, parameters, MACs; then totals.
-std::string summary(Module& m, const Shape& input_shape);
-// Total multiply-accumulates of one forward at this input shape (eval mode, no grad).
-int64_t count_macs(Module& m, const Shape& input_shape);
 
 }  // namespace mila::nn

@@ -17,7 +17,7 @@
 #include "autograd/grad_mode.h"
 #include "ops/copy.h"
 
-namespace mila {
+namespace mila::safetensors {
 namespace {
 
 using json = nlohmann::json;
@@ -26,7 +26,7 @@ using json = nlohmann::json;
 constexpr uint64_t kMaxHeaderBytes = uint64_t(100) << 20;
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
-  throw SafetensorsError("safetensors '" + path + "': " + why);
+  throw Error("safetensors '" + path + "': " + why);
 }
 
 // A read-only memory map of a whole file, unmapped on destruction.
@@ -161,13 +161,13 @@ Tensor decode(const Entry& e, const uint8_t* src) {
 
 }  // namespace
 
-Tensor SafetensorsContents::find(const std::string& name) const {
+Tensor Contents::find(const std::string& name) const {
   for (const auto& [n, t] : tensors)
     if (n == name) return t;
   return Tensor();
 }
 
-SafetensorsContents read_safetensors(const std::string& path) {
+Contents read(const std::string& path) {
   const MappedFile file(path);
   if (file.size() < 8) fail(path, "file of " + std::to_string(file.size()) + " bytes is too short for a header length");
   uint64_t n = 0;
@@ -183,7 +183,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
   }
   if (!header.is_object()) fail(path, "header is not a JSON object");
 
-  SafetensorsContents out;
+  Contents out;
   std::vector<Entry> entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
@@ -219,7 +219,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+void write(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   autograd::NoGradGuard no_grad;
   std::vector<Tensor> host;
@@ -262,4 +262,4 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   }
 }
 
-}  // namespace mila
+}  // namespace mila::safetensors

@@ -5,12 +5,12 @@
 //            "__metadata__": {"key": "value", ...}}      offsets relative to the data start
 //
 // Writing emits F32 and I64 (float64 tensors are written as F32, uint8 as I64 is refused:
-// see write_safetensors), atomically: a temporary file in the same folder, flushed to disk,
+// see write), atomically: a temporary file in the same folder, flushed to disk,
 // then renamed over the target, so a crash never leaves a half-written checkpoint.
 // Reading maps the file into memory (no second copy of the file's bytes) and accepts F32,
 // F16, BF16 (converted to float32) and I64. Every malformed file - truncated, header length
 // past the end, bad JSON, unknown dtype, shape and size disagreeing, offsets out of range,
-// overlapping or leaving bytes uncovered - throws SafetensorsError naming the file and the
+// overlapping or leaving bytes uncovered - throws safetensors::Error naming the file and the
 // tensor; nothing reads outside the mapped file.
 #pragma once
 
@@ -22,13 +22,13 @@
 
 #include "tensor/tensor.h"
 
-namespace mila {
+namespace mila::safetensors {
 
-struct SafetensorsError : std::runtime_error {
+struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct SafetensorsContents {
+struct Contents {
   std::vector<std::pair<std::string, Tensor>> tensors;  // in file (data offset) order
   std::map<std::string, std::string> metadata;
   // The tensor called `name`, or an undefined Tensor.
@@ -36,10 +36,10 @@ struct SafetensorsContents {
 };
 
 // Tensors may live on any device and have any strides; they are written as C-order data.
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+void write(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
 // All tensors on the CPU, float32 or int64.
-SafetensorsContents read_safetensors(const std::string& path);
+Contents read(const std::string& path);
 
-}  // namespace mila
+}  // namespace mila::safetensors

@@ -1,5 +1,5 @@
 // test_cost.cpp - the analytic cost count (mila/cost.h) against the published reference
-// points, against nn::Trace over real forwards of small models, and against sums worked
+// points, against nn::trace::Recorder over real forwards of small models, and against sums worked
 // out by hand in the comments.
 #include <map>
 
@@ -7,32 +7,25 @@
 #include "mila/cost.h"
 #include "mila/model.h"
 #include "nn/resnet.h"
+#include "nn/trace.h"
 #include "tests/test_util.h"
 
 using namespace mila;
 
 namespace {
 
-// The TINY configuration of the brief: width 8, C 16, D 8, L 3, K 3, frames 48x64
-// (feature map 6x8 = 48 pixels), NYUv2's three tasks, ResNet-101 / ResNet-18.
-Config tiny() {
-  Config c;
-  c.width = 8;
-  c.C = 16;
-  c.D = 8;
-  c.L = 3;
-  c.K = 3;
-  return c;
-}
+// The TINY configuration: width 8, C 16, D 8, L 3, K 3, NYUv2's three tasks, ResNet-101 /
+// ResNet-18, at frames 48x64 (feature map 6x8 = 48 pixels).
+Config tiny() { return test::tiny_config(16, 101); }
 constexpr int64_t kH = 48, kW = 64;
 
 // Conv/linear MACs of a traced run, grouped by component from the module paths; rows of any
-// other type with MACs (ILA, once nn::Trace records it) go to "other".
-std::map<std::string, int64_t> by_component(const std::vector<nn::TraceRow>& rows) {
+// other type with MACs (ILA, once nn::trace::Recorder records it) go to "other".
+std::map<std::string, int64_t> by_component(const std::vector<nn::trace::Row>& rows) {
   std::map<std::string, int64_t> m;
   auto starts = [](const std::string& s, const char* p) { return s.rfind(p, 0) == 0; };
   auto has = [](const std::string& s, const char* p) { return s.find(p) != std::string::npos; };
-  for (const nn::TraceRow& r : rows) {
+  for (const nn::trace::Row& r : rows) {
     if (r.macs == 0) continue;
     if (r.type != "Conv2d" && r.type != "Linear") {
       m["other"] += r.macs;
@@ -50,12 +43,12 @@ std::map<std::string, int64_t> by_component(const std::vector<nn::TraceRow>& row
 }
 
 // Traces Model::forward_clip on T frames with keyframe phase t0 (batch 1, eval, no grad).
-std::vector<nn::TraceRow> trace_clip(Model& model, int64_t T, int64_t t0) {
+std::vector<nn::trace::Row> trace_clip(Model& model, int64_t T, int64_t t0) {
   NoGradGuard no_grad;
   model.eval();
   Generator g(7);
   const Tensor frames = randn({T, 1, 3, kH, kW}, {}, &g);
-  nn::Trace trace(model);
+  nn::trace::Recorder trace(model);
   model.forward_clip(frames, t0);
   return trace.rows;
 }
@@ -91,7 +84,7 @@ TEST_CASE("cost: feature map sizes at output stride 8") {
 }
 
 TEST_CASE("cost: dilated ResNet reference points at 288x384 (encoder only, no fc)") {
-  // SPEC / issue reference points: dilated ResNet-101 74.78 GMACs, dilated ResNet-18 20.31.
+  // Reference points (docs/cost.md): dilated ResNet-101 74.78 GMACs, dilated ResNet-18 20.31.
   const double r101 = double(resnet_macs(101, 64, 288, 384)) / 1e9;
   const double r18 = double(resnet_macs(18, 64, 288, 384)) / 1e9;
   CHECK(std::abs(r101 - 74.78) / 74.78 < 0.005);
@@ -102,14 +95,14 @@ TEST_CASE("cost: dilated ResNet reference points at 288x384 (encoder only, no fc
   CHECK(resnet_parameters(101, 64) == 44549160 - 2049000);
 }
 
-TEST_CASE("cost: resnet_macs and resnet_parameters equal nn::count_macs and the built module") {
+TEST_CASE("cost: resnet_macs and resnet_parameters equal nn::trace::count_macs and the built module") {
   // Odd sizes exercise the floor in every strided layer.
   for (int depth : {18, 34, 50, 101})
     for (bool dilated : {true, false}) {
       CAPTURE(depth);
       CAPTURE(dilated);
       nn::ResNet net({.depth = depth, .width = 8, .dilated = dilated, .num_classes = 0});
-      CHECK(resnet_macs(depth, 8, 37, 53, dilated) == nn::count_macs(net, {1, 3, 37, 53}));
+      CHECK(resnet_macs(depth, 8, 37, 53, dilated) == nn::trace::count_macs(net, {1, 3, 37, 53}));
       CHECK(resnet_parameters(depth, 8) == net.num_parameters());
     }
 }
@@ -126,7 +119,7 @@ TEST_CASE("cost: a head at 6x8 worked out by hand") {
   // The traced head of the three-task model gives the same.
   Model model(tiny());
   int64_t seg_head = 0;
-  for (const nn::TraceRow& r : trace_clip(model, 1, 0))
+  for (const nn::trace::Row& r : trace_clip(model, 1, 0))
     if (r.path.rfind("decoders.seg.head.", 0) == 0) seg_head += r.macs;
   CHECK(seg_head == 17068032);
   // Without multi_frame the 3x3 conv reads 2 slots: 48 * 512 * 32 * 9 = 7,077,888.
@@ -134,7 +127,7 @@ TEST_CASE("cost: a head at 6x8 worked out by hand") {
   CHECK(frame_cost(c, kH, kW, false).heads == 7077888 + 6291456 + 159744);
 }
 
-TEST_CASE("cost: TINY frame costs equal nn::Trace over real forwards") {
+TEST_CASE("cost: TINY frame costs equal nn::trace::Recorder over real forwards") {
   Model model(tiny());
   check_frame_against_trace(model, true);
   check_frame_against_trace(model, false);
@@ -162,7 +155,7 @@ TEST_CASE("cost: TINY frame costs equal nn::Trace over real forwards") {
   for (const auto& [k, v] : m)
     if (k != "other") convs += v;
   CHECK(convs == 2 * (key.total() - key.ila_attention) + 2 * (other.total() - other.ila_attention));
-  if (m.count("other"))  // nn::Trace records ILA's MACs once the layer reports them
+  if (m.count("other"))  // nn::trace::Recorder records ILA's MACs once the layer reports them
     CHECK(m.at("other") == 15 * 10368);
 }
 

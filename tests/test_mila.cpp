@@ -10,18 +10,6 @@
 using namespace mila;
 
 namespace {
-Config small_config() {
-  Config c;
-  c.slow_depth = 18;
-  c.fast_depth = 18;
-  c.width = 8;
-  c.C = 32;
-  c.D = 8;
-  c.L = 3;
-  c.K = 3;
-  return c;
-}
-
 Batch make_batch(int64_t T, int64_t B, int64_t H, int64_t W, uint64_t seed) {
   Generator g(seed);
   Batch b;
@@ -40,7 +28,7 @@ bool has(const nn::NamedTensors& s, const std::string& name) {
 }  // namespace
 
 TEST_CASE("MILA: module names follow SPEC 4.1, task-specific and shared") {
-  Model m(small_config());
+  Model m(test::tiny_config(32));
   const nn::NamedTensors s = m.state_dict();
   for (const char* name : {"slow.conv1.weight", "fast.layer4.1.bn2.running_var", "slow_neck.0.weight", "slow_neck.1.bias",
                            "fast_neck.0.weight", "decoders.seg.se.fc1.weight", "decoders.seg.se.fc2.bias",
@@ -50,7 +38,7 @@ TEST_CASE("MILA: module names follow SPEC 4.1, task-specific and shared") {
     CHECK_MESSAGE(has(s, name), name);
   CHECK_FALSE(has(s, "slow.fc.weight"));
   CHECK(m.task_decoders.at("seg")->head->named_parameters()[0].second.shape() == Shape{512, 3 * 32, 3, 3});
-  Config shared = small_config();
+  Config shared = test::tiny_config(32);
   shared.task_specific = false;
   shared.multi_frame = false;
   Model ms(shared);
@@ -62,7 +50,7 @@ TEST_CASE("MILA: module names follow SPEC 4.1, task-specific and shared") {
 }
 
 TEST_CASE("MILA: keyframes follow (t - t0) mod K with a non-negative remainder") {
-  Model m(small_config());  // K = 3
+  Model m(test::tiny_config(32));  // K = 3
   CHECK(m.is_keyframe(0, 0));
   CHECK_FALSE(m.is_keyframe(1, 0));
   CHECK(m.is_keyframe(3, 0));
@@ -71,7 +59,7 @@ TEST_CASE("MILA: keyframes follow (t - t0) mod K with a non-negative remainder")
 }
 
 TEST_CASE("MILA: clip forward shapes, normals normalized, a shorter clip gives the same outputs for its frames") {
-  Model m(small_config());
+  Model m(test::tiny_config(32));
   m.eval();
   NoGradGuard no_grad;
   const Batch b = make_batch(4, 1, 64, 80, 1);
@@ -87,7 +75,7 @@ TEST_CASE("MILA: clip forward shapes, normals normalized, a shorter clip gives t
 }
 
 TEST_CASE("MILA: training losses reach every parameter that should get a gradient") {
-  Model m(small_config());
+  Model m(test::tiny_config(32));
   const Batch b = make_batch(2, 2, 64, 80, 2);  // frame 0 keyframe (Slow), frame 1 Fast
   const LossTerms loss = training_losses(m, b);
   CHECK(loss.task.size() == 3);
@@ -102,7 +90,7 @@ TEST_CASE("MILA: training losses reach every parameter that should get a gradien
 }
 
 TEST_CASE("MILA: the Slow encoder gets no gradient from the mimic losses; GRL flips the Fast one") {
-  Config c = small_config();
+  Config c = test::tiny_config(32);
   Model m(c);
   Batch b = make_batch(2, 1, 64, 80, 3);
   const LossTerms terms = training_losses(m, b);
@@ -127,7 +115,7 @@ TEST_CASE("MILA: the Slow encoder gets no gradient from the mimic losses; GRL fl
 }
 
 TEST_CASE("MILA: without the mimic terms the discriminator gets no gradient") {
-  Config c = small_config();
+  Config c = test::tiny_config(32);
   c.mimic = false;
   Model m(c);
   const LossTerms terms = training_losses(m, make_batch(2, 1, 64, 80, 4));
@@ -137,7 +125,7 @@ TEST_CASE("MILA: without the mimic terms the discriminator gets no gradient") {
 }
 
 TEST_CASE("MILA: config JSON and a checkpoint alone rebuild the model") {
-  Config c = small_config();
+  Config c = test::tiny_config(32);
   c.tasks = {{"seg", 7}, {"depth", 1}};
   c.weighting = "uncertainty";
   const Config back = Config::from_json(c.to_json());
@@ -148,7 +136,7 @@ TEST_CASE("MILA: config JSON and a checkpoint alone rebuild the model") {
   CHECK(m.uncertainty_for("seg").dim() == 0);
   const std::string path = (std::filesystem::temp_directory_path() / "mila_test_model.safetensors").string();
   nn::save_checkpoint(path, m, {{"mila.config", c.to_json()}});
-  const SafetensorsContents file = read_safetensors(path);
+  const safetensors::Contents file = safetensors::read(path);
   Model rebuilt(Config::from_json(file.metadata.at("mila.config")));
   rebuilt.load_state_dict(file.tensors);
   const nn::NamedTensors a = m.state_dict(), b = rebuilt.state_dict();

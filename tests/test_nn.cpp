@@ -6,6 +6,7 @@
 #include "nn/checkpoint.h"
 #include "nn/resnet.h"
 #include "nn/safetensors.h"
+#include "nn/trace.h"
 #include "tests/data/resnet_reference.h"
 #include "tests/test_util.h"
 
@@ -104,7 +105,7 @@ TEST_CASE("MACs match torchvision's published figures at 224x224 (thop conventio
   const std::vector<std::pair<int, double>> published = {{18, 1.814}, {34, 3.664}, {50, 4.089}, {101, 7.801}};
   for (const auto& [depth, gmacs] : published) {
     ResNet net({.depth = depth, .width = 64, .dilated = false, .num_classes = 1000});
-    const double got = double(count_macs(net, {1, 3, 224, 224})) / 1e9;
+    const double got = double(nn::trace::count_macs(net, {1, 3, 224, 224})) / 1e9;
     INFO("resnet" << depth << ": " << got << " GMACs");
     CHECK(std::abs(got - gmacs) / gmacs < 0.005);
   }
@@ -118,14 +119,14 @@ TEST_CASE("MACs of a small dilated network counted by hand") {
   net.add(std::make_shared<ReLU>());
   net.add(std::make_shared<Conv2d>(4, 2, 3, 1, 2, 2));
   net.add(std::make_shared<AdaptiveAvgPool2d>(1, 1));
-  CHECK(count_macs(net, {1, 3, 8, 8}) == 6912 + 4608);
-  const std::string s = summary(net, {1, 3, 8, 8});
+  CHECK(nn::trace::count_macs(net, {1, 3, 8, 8}) == 6912 + 4608);
+  const std::string s = nn::trace::summary(net, {1, 3, 8, 8});
   CHECK(s.find("Conv2d") != std::string::npos);
   CHECK(s.find("[1, 2, 8, 8]") != std::string::npos);
   CHECK(s.find("6912") != std::string::npos);
   CHECK(s.find("4608") != std::string::npos);
   Linear fc(2, 5);
-  CHECK(count_macs(fc, {1, 2}) == 10);
+  CHECK(nn::trace::count_macs(fc, {1, 2}) == 10);
 }
 
 TEST_CASE("state dict round trip through safetensors; strict and non-strict loads") {

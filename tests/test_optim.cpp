@@ -106,12 +106,12 @@ TEST_CASE("optimizer state round-trips through safetensors and training resumes 
       o2 = std::make_unique<SGD>(std::vector<Tensor>{w2}, SGDOptions{.lr = 0.05, .momentum = 0.9});
     }
     run(w, *o1, 3);
-    write_safetensors(path, o1->state_dict());
+    safetensors::write(path, o1->state_dict());
     {
       NoGradGuard g;
       copy_(w2, w);
     }
-    o2->load_state_dict(read_safetensors(path).tensors);
+    o2->load_state_dict(safetensors::read(path).tensors);
     run(w, *o1, 2);
     run(w2, *o2, 2);
     test::check_close(w2, w, 0, 0, kind == 0 ? "Adam" : "SGD");

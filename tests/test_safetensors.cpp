@@ -42,9 +42,9 @@ TEST_CASE("safetensors: round trip of float32, int64, non-contiguous and 0-d ten
   const Tensor b = arange(0, 12, 1, {DType::Int64}).reshape({3, 4}).t();  // non-contiguous
   const Tensor c = scalar_tensor(7, {DType::Int64});
   const Tensor d = test::uniform({2}, -1, 1, DType::Float64);  // written as F32
-  write_safetensors(path, {{"layer.weight", a}, {"idx", b}, {"bn.num_batches_tracked", c}, {"d", d}},
+  safetensors::write(path, {{"layer.weight", a}, {"idx", b}, {"bn.num_batches_tracked", c}, {"d", d}},
                     {{"mila.config", "{\"K\": 5}"}});
-  const SafetensorsContents got = read_safetensors(path);
+  const safetensors::Contents got = safetensors::read(path);
   REQUIRE(got.tensors.size() == 4);
   test::check_close(got.find("layer.weight"), a, 0, 0);
   CHECK(got.find("idx").dtype() == DType::Int64);
@@ -74,7 +74,7 @@ TEST_CASE("safetensors: F16 and BF16 are read into float32") {
   write_raw(path,
             R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}})",
             data);
-  const SafetensorsContents got = read_safetensors(path);
+  const safetensors::Contents got = safetensors::read(path);
   CHECK(test::values(got.find("h")) == std::vector<double>{1.0, -2.0, 65504.0, std::ldexp(1.0, -24)});
   CHECK(test::values(got.find("b")) == std::vector<double>{1.5, -0.25});
 }
@@ -112,17 +112,17 @@ TEST_CASE("safetensors: malformed files give an error naming the file and the pr
   for (const Case& c : cases) {
     INFO(c.what);
     c.make();
-    test::check_throws_with([&] { (void)read_safetensors(path); }, {"safetensors", path, c.fragment});
+    test::check_throws_with([&] { (void)safetensors::read(path); }, {"safetensors", path, c.fragment});
   }
 }
 
 TEST_CASE("safetensors: a failed write leaves the old file intact") {
   const std::string path = temp_path("keep.safetensors");
-  write_safetensors(path, {{"x", ones({2})}});
+  safetensors::write(path, {{"x", ones({2})}});
   // A duplicate name is refused before anything touches the target.
-  test::check_throws_with([&] { write_safetensors(path, {{"x", zeros({3})}, {"x", zeros({3})}}); }, {"listed twice"});
-  test::check_close(read_safetensors(path).find("x"), ones({2}), 0, 0);
+  test::check_throws_with([&] { safetensors::write(path, {{"x", zeros({3})}, {"x", zeros({3})}}); }, {"listed twice"});
+  test::check_close(safetensors::read(path).find("x"), ones({2}), 0, 0);
   // An unwritable folder reports the path.
-  test::check_throws_with([&] { write_safetensors("/nonexistent_dir_mila/x.safetensors", {{"x", ones({1})}}); },
+  test::check_throws_with([&] { safetensors::write("/nonexistent_dir_mila/x.safetensors", {{"x", ones({1})}}); },
                           {"/nonexistent_dir_mila/x.safetensors", "temporary"});
 }

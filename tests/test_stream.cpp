@@ -11,12 +11,6 @@ using namespace mila;
 
 namespace {
 
-Config tiny() {
-  Config c;
-  c.slow_depth = 18, c.fast_depth = 18, c.width = 8, c.C = 16, c.D = 8, c.L = 3, c.K = 3;
-  return c;
-}
-
 double max_diff(const Tensor& a, const Tensor& b) { return max(abs(sub(a, b))).item<double>(); }
 
 // The stream's outputs of each frame against forward_clip(frames, 0) on the whole clip.
@@ -44,7 +38,7 @@ void check_equals_clip(const Config& cfg, int64_t T, int64_t B) {
 }  // namespace
 
 TEST_CASE("stream: equals the clip forward, frame by frame") {
-  Config cfg = tiny();
+  Config cfg = test::tiny_config(16);
   SUBCASE("default (task-specific, multi-frame)") { check_equals_clip(cfg, 7, 2); }
   SUBCASE("batch 1") { check_equals_clip(cfg, 4, 1); }
   SUBCASE("without multi-frame") {
@@ -71,7 +65,7 @@ TEST_CASE("stream: equals the clip forward, frame by frame") {
 
 TEST_CASE("stream: a shorter clip gives the same outputs for its frames; reset restarts") {
   manual_seed(3);
-  Model model(tiny());
+  Model model(test::tiny_config(16));
   model.eval();
   Generator g(9);
   const Tensor frames = randn({5, 1, 3, 32, 40}, {}, &g);
@@ -89,7 +83,7 @@ TEST_CASE("stream: a shorter clip gives the same outputs for its frames; reset r
 }
 
 TEST_CASE("stream: MACs per frame are what ran, and match the analytic count") {
-  Config cfg = tiny();
+  Config cfg = test::tiny_config(16);
   cfg.slow_depth = 34;  // a Slow encoder that costs more than the Fast one
   manual_seed(3);
   Model model(cfg);
@@ -122,7 +116,7 @@ TEST_CASE("stream: MACs per frame are what ran, and match the analytic count") {
 }
 
 TEST_CASE("stream: adaptive keyframes") {
-  Config cfg = tiny();
+  Config cfg = test::tiny_config(16);
   cfg.K = 100;  // the schedule alone would never call Slow after frame 0
   manual_seed(3);
   Model model(cfg);
@@ -171,7 +165,7 @@ TEST_CASE("stream: adaptive keyframes") {
 
 TEST_CASE("stream: bad frames name Stream::step and the shapes") {
   manual_seed(3);
-  Model model(tiny());
+  Model model(test::tiny_config(16));
   model.eval();
   Stream stream(model);
   CHECK_THROWS_WITH(stream.step(randn({1, 4, 32, 40})), doctest::Contains("[1, 4, 32, 40]"));

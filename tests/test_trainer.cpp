@@ -80,7 +80,7 @@ TEST_CASE("train_nyu: a run writes its folder, and a resumed run logs exactly wh
   CHECK(expected[0].rfind("0,0,", 0) == 0);
 
   // The dump holds the first batch as the model saw it: SPEC-normalized frames [T, B, 3, H, W].
-  const SafetensorsContents dump = read_safetensors(whole.dump_first_batch);
+  const safetensors::Contents dump = safetensors::read(whole.dump_first_batch);
   const Tensor frames = dump.find("frames"), seg = dump.find("seg");
   REQUIRE(frames.defined());
   CHECK(frames.dim() == 5);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "mila/config.h"
 #include "ops/ops.h"
 
 namespace mila::test {
@@ -196,5 +197,20 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
+
+// A MILA configuration small enough to build and run in a test: ResNet width 8, D 8, L 3,
+// K 3, task features of width C. Slow is ResNet-18 unless a test needs the paper's
+// ResNet-101 (the cost counts); Fast is always ResNet-18.
+inline Config tiny_config(int64_t C, int slow_depth = 18) {
+  Config c;
+  c.slow_depth = slow_depth;
+  c.fast_depth = 18;
+  c.width = 8;
+  c.C = C;
+  c.D = 8;
+  c.L = 3;
+  c.K = 3;
+  return c;
+}
 
 }  // namespace mila::test

@@ -35,7 +35,7 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 // Reads the checkpoint and loads it strictly into `model`; every failure names the file.
 void load_weights(const std::string& path, const std::string& arch, nn::ResNet& model) {
-  const SafetensorsContents contents = read_safetensors(path);  // SafetensorsError names the file
+  const safetensors::Contents contents = safetensors::read(path);  // safetensors::Error names the file
   try {
     model.load_state_dict(contents.tensors, /*strict=*/true);
   } catch (const std::runtime_error& e) {
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
                   data::imagenet_class_name(best[r].index));
 
     if (!raw.empty()) {
-      write_safetensors(raw, {{"logits", logits}}, {{"arch", arch}, {"weights", weights}, {"image", image_path}});
+      safetensors::write(raw, {{"logits", logits}}, {{"arch", arch}, {"weights", weights}, {"image", image_path}});
       std::printf("\nlogits [1, %lld] written to %s\n", (long long)logits.size(1), raw.c_str());
     }
   } catch (const std::exception& e) {

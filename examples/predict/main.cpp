@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
                 (long long)keyframes, latency_sum / n, gmacs_sum / n, out_dir.c_str());
     if (raw) {
       const std::string path = (fs::path(out_dir) / "outputs.safetensors").string();
-      write_safetensors(path, raw_outputs, {{"checkpoint", checkpoint}});
+      safetensors::write(path, raw_outputs, {{"checkpoint", checkpoint}});
       std::printf("raw outputs: %s\n", path.c_str());
     }
     return 0;
