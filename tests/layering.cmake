@@ -3,6 +3,8 @@
 #   layering.<library>_sees_<header>      its own or a lower layer's header must compile;
 #   layering.<library>_blind_to_<header>  a higher layer's header must fail, and fail
 #                                         because the file is not there.
+# And layering.no_upward_calls reads the built libraries' symbols: no library may call a
+# function that only a library above it defines (tools/check_layer_links.py).
 set(MILA_LAYERING_PROBES ${PROJECT_BINARY_DIR}/layering_probes)
 file(MAKE_DIRECTORY ${MILA_LAYERING_PROBES})
 
@@ -41,3 +43,17 @@ mila_layering_probe(mila_nn       data/image_io.h        blind_to)
 mila_layering_probe(mila_nn       mila/model.h           blind_to)
 mila_layering_probe(mila_data     nn/module.h            blind_to)
 mila_layering_probe(mila_data     mila/model.h           blind_to)
+
+find_package(Python3 COMPONENTS Interpreter)
+find_program(MILA_NM nm)
+if(Python3_FOUND AND MILA_NM)
+  get_property(layers GLOBAL PROPERTY MILA_LAYERS)
+  set(specs "")
+  foreach(layer ${layers})
+    get_property(below GLOBAL PROPERTY MILA_BELOW_${layer})
+    string(REPLACE ";" "," below "${below}")
+    list(APPEND specs "${layer}:${below}")
+  endforeach()
+  add_test(NAME layering.no_upward_calls
+           COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tools/check_layer_links.py ${PROJECT_BINARY_DIR} ${specs})
+endif()
