@@ -59,7 +59,7 @@ Case make_case(bool paper) {
     c.cfg.L = 5, c.cfg.K = 3;
     c.height = 96, c.width = 128, c.batch = 4;
   }
-  c.cfg.tasks = {{"seg", 13}, {"depth", 1}, {"normal", 3}};
+  c.cfg.tasks = {{Task::seg, 13}, {Task::depth, 1}, {Task::normal, 3}};
   return c;
 }
 

@@ -9,12 +9,26 @@ namespace mila {
 
 using json = nlohmann::json;
 
+namespace {
+
+// A name from the JSON through its table, the error prefixed as every other config error.
+template <typename Enum, size_t N>
+Enum parse_name(const NameTable<Enum, N>& table, const std::string& name) {
+  try {
+    return table.parse(name);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("mila.config: ") + e.what());
+  }
+}
+
+}  // namespace
+
 std::string Config::to_json() const {
   json tasks_json = json::array();
-  for (const TaskSpec& t : tasks) tasks_json.push_back({t.name, t.channels});
+  for (const TaskSpec& t : tasks) tasks_json.push_back({t.name(), t.channels});
   const json j = {{"slow_depth", slow_depth}, {"fast_depth", fast_depth}, {"width", width}, {"C", C},
                   {"D", D}, {"L", L}, {"K", K}, {"tasks", tasks_json}, {"task_specific", task_specific},
-                  {"multi_frame", multi_frame}, {"attention", attention}, {"weighting", weighting},
+                  {"multi_frame", multi_frame}, {"attention", attention}, {"weighting", kWeightingNames.name(weighting)},
                   {"alpha", alpha}, {"beta", beta}, {"mimic", mimic}};
   return j.dump();
 }
@@ -50,7 +64,11 @@ Config Config::from_json(const std::string& text) {
   get("task_specific", c.task_specific);
   get("multi_frame", c.multi_frame);
   get("attention", c.attention);
-  get("weighting", c.weighting);
+  if (j.contains("weighting")) {
+    std::string name;
+    get("weighting", name);
+    c.weighting = parse_name(kWeightingNames, name);
+  }
   get("alpha", c.alpha);
   get("beta", c.beta);
   get("mimic", c.mimic);
@@ -61,7 +79,7 @@ Config Config::from_json(const std::string& text) {
     for (const json& e : t) {
       if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number_integer())
         throw std::invalid_argument("mila.config: each task must be [name, channels], got " + e.dump());
-      c.tasks.push_back({e[0].get<std::string>(), e[1].get<int64_t>()});
+      c.tasks.push_back({parse_name(kTaskNames, e[0].get<std::string>()), e[1].get<int64_t>()});
     }
   }
   c.validate();
@@ -76,19 +94,16 @@ void Config::validate() const {
   if (L < 0 || (L > 0 && L % 2 == 0)) fail("L must be odd, or 0 for global attention, got " + std::to_string(L));
   if (K < 1) fail("K must be at least 1, got " + std::to_string(K));
   if (tasks.empty()) fail("no tasks");
-  std::set<std::string> names;
+  std::set<Task> seen;
   for (const TaskSpec& t : tasks) {
-    if (t.channels <= 0) fail("task '" + t.name + "' needs positive channels");
-    if (t.name.empty() || t.name.find('.') != std::string::npos) fail("bad task name '" + t.name + "'");
-    if (!names.insert(t.name).second) fail("task '" + t.name + "' listed twice");
+    if (t.channels <= 0) fail("task '" + t.name() + "' needs positive channels");
+    if (!seen.insert(t.task).second) fail("task '" + t.name() + "' listed twice");
   }
-  if (weighting != "equal" && weighting != "uncertainty" && weighting != "dwa")
-    fail("weighting must be equal, uncertainty or dwa, got '" + weighting + "'");
 }
 
-int64_t Config::task_channels(const std::string& task) const {
+int64_t Config::task_channels(Task task) const {
   for (const TaskSpec& t : tasks)
-    if (t.name == task) return t.channels;
+    if (t.task == task) return t.channels;
   return -1;
 }
 

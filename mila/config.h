@@ -2,15 +2,30 @@
 // stored in every checkpoint under the metadata key "mila.config".
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "mila/names.h"
+
 namespace mila {
 
+// The tasks MILA knows: each has its loss (mila/train.h) and its metrics (mila/metrics.h).
+// The name is the task's key everywhere else: its modules ("decoders.seg."), its outputs, its
+// log column, its entry in the config's JSON.
+enum class Task { seg, depth, normal };
+inline constexpr NameTable<Task, 3> kTaskNames{"task", {{{Task::seg, "seg"}, {Task::depth, "depth"}, {Task::normal, "normal"}}}};
+
+// How the task losses are weighted into the total (SPEC 4.4; mila/train.h).
+enum class Weighting { equal, uncertainty, dwa };
+inline constexpr NameTable<Weighting, 3> kWeightingNames{
+    "weighting", {{{Weighting::equal, "equal"}, {Weighting::uncertainty, "uncertainty"}, {Weighting::dwa, "dwa"}}}};
+
 struct TaskSpec {
-  std::string name;      // "seg", "depth", "normal" (the loss and metric follow the name)
+  Task task = Task::seg;
   int64_t channels = 1;  // head output channels
+  std::string name() const { return kTaskNames.name(task); }
 };
 
 struct Config {
@@ -22,23 +37,24 @@ struct Config {
   int64_t D = 64;      // ILA key width
   int64_t L = 5;       // ILA window (odd), 0 = global attention
   int64_t K = 5;       // keyframe interval; 1 = slow-only
-  std::vector<TaskSpec> tasks = {{"seg", 13}, {"depth", 1}, {"normal", 3}};
+  std::vector<TaskSpec> tasks = {{Task::seg, 13}, {Task::depth, 1}, {Task::normal, 3}};
   bool task_specific = true;  // per-task SE and ILA; false: one block named "shared"
   bool multi_frame = true;    // the "prev" slot (ILA from the previous frame)
   bool attention = true;      // false: the MultiNet++-style baseline (slots copy features, no ILA)
 
   // Training (SPEC 4.4).
-  std::string weighting = "equal";  // equal | uncertainty | dwa
-  double alpha = 1.0;               // L1 mimic loss factor
-  double beta = 1.0;                // gradient-reversal factor
-  bool mimic = true;                // false: no L1 and no adversarial term (Table 3 ablation)
+  Weighting weighting = Weighting::equal;
+  double alpha = 1.0;  // L1 mimic loss factor
+  double beta = 1.0;   // gradient-reversal factor
+  bool mimic = true;   // false: no L1 and no adversarial term (Table 3 ablation)
 
   std::string to_json() const;
-  // Unknown keys and wrong types throw std::invalid_argument naming the key.
+  // Unknown keys, wrong types and unknown task or weighting names throw std::invalid_argument
+  // naming the key (or listing the valid names).
   static Config from_json(const std::string& text);
   // Throws std::invalid_argument when fields are inconsistent (even L, C < 16, ...).
   void validate() const;
-  int64_t task_channels(const std::string& task) const;  // -1 when absent
+  int64_t task_channels(Task task) const;  // -1 when absent
 };
 
 }  // namespace mila

@@ -142,7 +142,7 @@ int64_t parameter_count(const Config& cfg, bool with_training_extras) {
   for (const TaskSpec& t : cfg.tasks) n += head_parameters(cfg, t.channels);
   if (with_training_extras) {
     n += (C / 2) * C * 9 + C / 2 + (C / 4) * (C / 2) * 9 + C / 4 + (C / 4) * 9 + 1;  // disc
-    if (cfg.weighting == "uncertainty") n += int64_t(cfg.tasks.size());
+    if (cfg.weighting == Weighting::uncertainty) n += int64_t(cfg.tasks.size());
   }
   return n;
 }

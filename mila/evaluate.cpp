@@ -14,7 +14,7 @@ MetricResults evaluate(Model& model, const data::VideoDataset& dataset, const Ev
   const int64_t K = model.config().K;
   const int64_t samples = options.max_samples >= 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
   if (samples == 0) throw std::invalid_argument("evaluate: no samples in " + dataset.split_dir());
-  const int64_t seg_classes = std::max<int64_t>(model.config().task_channels("seg"), 1);
+  const int64_t seg_classes = std::max<int64_t>(model.config().task_channels(Task::seg), 1);
   const Device device = model.parameters().empty() ? Device::cpu() : model.parameters().front().device();
 
   const bool was_training = model.is_training();

@@ -105,11 +105,18 @@ void MetricAccumulator::add_normal(const Tensor& pred_in, const Tensor& gt_in) {
 void MetricAccumulator::add(const std::map<std::string, Tensor>& outputs, const Tensor& seg, const Tensor& depth,
                             const Tensor& normal) {
   int64_t batch = 0;
-  for (const auto& [task, y] : outputs) {
-    if (task == "seg") add_seg(y, seg);
-    else if (task == "depth") add_depth(y, depth);
-    else if (task == "normal") add_normal(y, normal);
-    else throw std::invalid_argument("MetricAccumulator::add: no metric for task '" + task + "' (seg, depth, normal)");
+  for (const auto& [name, y] : outputs) {
+    Task task;
+    try {
+      task = kTaskNames.parse(name);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("MetricAccumulator::add: ") + e.what());
+    }
+    switch (task) {
+      case Task::seg: add_seg(y, seg); break;
+      case Task::depth: add_depth(y, depth); break;
+      case Task::normal: add_normal(y, normal); break;
+    }
     batch = y.size(0);
   }
   frames_ += batch;  // once per image, whichever tasks the outputs hold

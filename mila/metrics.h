@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "mila/config.h"
 #include "tensor/tensor.h"
 
 namespace mila {
@@ -46,7 +47,7 @@ class MetricAccumulator {
   void add_seg(const Tensor& logits, const Tensor& target);
   void add_depth(const Tensor& pred, const Tensor& gt);    // float [B, 1, H, W] each
   void add_normal(const Tensor& pred, const Tensor& gt);   // float [B, 3, H, W] each
-  // Every task of a model's output map by name ("seg", "depth", "normal"; others throw).
+  // Every task of a model's output map by name (kTaskNames; other names throw).
   void add(const std::map<std::string, Tensor>& outputs, const Tensor& seg, const Tensor& depth, const Tensor& normal);
   void merge(const MetricAccumulator& other);
   MetricResults results() const;

@@ -36,7 +36,7 @@ class Container : public nn::Module {
 class UncertaintyWeights : public nn::Module {
  public:
   explicit UncertaintyWeights(const std::vector<TaskSpec>& tasks) : Module("UncertaintyWeights") {
-    for (const TaskSpec& t : tasks) values[t.name] = register_parameter(t.name, zeros({}));
+    for (const TaskSpec& t : tasks) values[t.name()] = register_parameter(t.name(), zeros({}));
   }
   std::map<std::string, Tensor> values;
 };
@@ -73,8 +73,8 @@ Model::Model(const Config& cfg) : Module("MILA"), cfg_(cfg) {
   fast_neck = register_module("fast_neck", make_neck(fast->out_channels(), cfg.C));
   auto dict = std::make_shared<Container>();
   for (const TaskSpec& t : cfg.tasks) {
-    task_decoders[t.name] = dict->add(t.name, std::make_shared<TaskDecoder>(cfg, t.channels, cfg.task_specific));
-    block_of_[t.name] = cfg.task_specific ? t.name : "shared";
+    task_decoders[t.name()] = dict->add(t.name(), std::make_shared<TaskDecoder>(cfg, t.channels, cfg.task_specific));
+    block_of_[t.name()] = cfg.task_specific ? t.name() : "shared";
   }
   decoders = register_module("decoders", std::static_pointer_cast<nn::Module>(dict));
   if (!cfg.task_specific) shared = register_module("shared", std::make_shared<SharedAttention>(cfg));
@@ -85,7 +85,7 @@ Model::Model(const Config& cfg) : Module("MILA"), cfg_(cfg) {
   disc->add(std::make_shared<nn::ReLU>());
   disc->add(std::make_shared<nn::Conv2d>(cfg.C / 4, 1, 3, 1, 1, 1, 1, true));
   register_module("disc", disc);
-  if (cfg.weighting == "uncertainty")
+  if (cfg.weighting == Weighting::uncertainty)
     uncertainty = register_module("uncertainty", std::static_pointer_cast<nn::Module>(std::make_shared<UncertaintyWeights>(cfg.tasks)));
 }
 
@@ -108,7 +108,7 @@ Tensor Model::discriminate(const Tensor& features) { return mean((*disc)(feature
 std::vector<std::string> Model::blocks() const {
   if (!cfg_.task_specific) return {"shared"};
   std::vector<std::string> out;
-  for (const TaskSpec& t : cfg_.tasks) out.push_back(t.name);
+  for (const TaskSpec& t : cfg_.tasks) out.push_back(t.name());
   return out;
 }
 
@@ -128,18 +128,19 @@ Model::Features Model::block_features(const std::string& block, const Tensor& e)
   return f;
 }
 
-Tensor Model::predict(const std::string& task, const Features& now, const Features& key, const Features& prev,
-                      int64_t height, int64_t width) {
-  nn::ILAModule& ila = ila_for(block_of(task));
+Tensor Model::predict(Task task, const Features& now, const Features& key, const Features& prev, int64_t height,
+                      int64_t width) {
+  const std::string name = kTaskNames.name(task);
+  nn::ILAModule& ila = ila_for(block_of(name));
   auto slot = [&](const Features& src) -> Tensor {
     if (!src.defined()) return now.s;  // no source in the clip: the frame's own features
     return cfg_.attention ? ila.attend(now.keys, src.keys, src.s) : src.s;
   };
   std::vector<Tensor> parts = {now.s, slot(key)};
   if (cfg_.multi_frame) parts.push_back(slot(prev));
-  Tensor y = (*task_decoders.at(task)->head)(concat(parts, 1));
+  Tensor y = (*task_decoders.at(name)->head)(concat(parts, 1));
   y = interpolate_bilinear(y, height, width);
-  if (task == "normal") y = normalize(y, 1);
+  if (task == Task::normal) y = normalize(y, 1);
   return y;
 }
 
@@ -157,12 +158,12 @@ Model::ClipResult Model::forward_clip(const Tensor& frames, int64_t t0, bool hea
     std::map<std::string, Features> now;
     for (const std::string& b : blocks()) now[b] = block_features(b, e);
     if (!heads_on_last_only || t == T - 1) {
-      for (const TaskSpec& task : cfg_.tasks) {
-        const std::string& b = block_of(task.name);
+      for (const TaskSpec& spec : cfg_.tasks) {
+        const std::string& b = block_of(spec.name());
         // On a keyframe, or before any keyframe of the clip, the key slot is the frame itself.
         const Features k = key || !last_key.count(b) ? Features{} : last_key[b];
         const Features p = previous.count(b) ? previous[b] : Features{};
-        result.outputs[size_t(t)][task.name] = predict(task.name, now[b], k, p, H, W);
+        result.outputs[size_t(t)][spec.name()] = predict(spec.task, now[b], k, p, H, W);
       }
     }
     for (auto& [b, f] : now) {

@@ -83,8 +83,7 @@ class Model : public nn::Module {
   Features block_features(const std::string& block, const Tensor& e);
   // The head output of `task` from its frame's features and the slots' sources, upsampled
   // to height x width (normal: normalized).
-  Tensor predict(const std::string& task, const Features& now, const Features& key, const Features& prev,
-                 int64_t height, int64_t width);
+  Tensor predict(Task task, const Features& now, const Features& key, const Features& prev, int64_t height, int64_t width);
 
  private:
   Config cfg_;

@@ -54,13 +54,13 @@ FrameResult Stream::step(const Tensor& frame) {
   std::map<std::string, Model::Features> now;
   for (const std::string& b : model_.blocks()) now[b] = model_.block_features(b, e);
   const int64_t H = frame.size(2), W = frame.size(3);
-  for (const TaskSpec& task : model_.config().tasks) {
-    const std::string& b = model_.block_of(task.name);
+  for (const TaskSpec& spec : model_.config().tasks) {
+    const std::string& b = model_.block_of(spec.name());
     // As forward_clip: on a keyframe the key slot is the frame itself; prev is the frame
     // itself on the stream's first frame.
     const Model::Features k = key ? Model::Features{} : key_.at(b);
     const Model::Features p = previous_.count(b) ? previous_.at(b) : Model::Features{};
-    r.outputs[task.name] = model_.predict(task.name, now[b], k, p, H, W);
+    r.outputs[spec.name()] = model_.predict(spec.task, now[b], k, p, H, W);
   }
   if (key) {
     key_ = now;

@@ -64,20 +64,20 @@ void DynamicWeightAverage::load_state_json(const std::string& text) {
   }
 }
 
-Tensor task_loss(const std::string& task, const Tensor& pred, const Batch& batch) {
-  const TensorOptions opt{pred.dtype(), pred.device()};
-  if (task == "seg") {
-    // A batch with no labelled pixel contributes 0 (SPEC 4.4), not PyTorch's NaN.
-    if (sum(ne(batch.seg, 255.0)).item<int64_t>() == 0) return mul(sum(pred), 0.0);
-    return cross_entropy(pred, batch.seg, 255);
+Tensor task_loss(Task task, const Tensor& pred, const Batch& batch) {
+  switch (task) {
+    case Task::seg:
+      // A batch with no labelled pixel contributes 0 (SPEC 4.4), not PyTorch's NaN.
+      if (sum(ne(batch.seg, 255.0)).item<int64_t>() == 0) return mul(sum(pred), 0.0);
+      return cross_entropy(pred, batch.seg, 255);
+    case Task::depth:
+      return masked_l1_loss(pred, batch.depth, gt(batch.depth, 0.0));
+    case Task::normal: {
+      const Tensor valid = gt(sum(abs(batch.normal), {1}), 0.0);  // a zero gt normal marks invalid
+      return normal_loss(pred, batch.normal, valid);
+    }
   }
-  if (task == "depth") return masked_l1_loss(pred, batch.depth, gt(batch.depth, 0.0));
-  if (task == "normal") {
-    const Tensor valid = gt(sum(abs(batch.normal), {1}), 0.0);  // a zero gt normal marks invalid
-    return normal_loss(pred, batch.normal, valid);
-  }
-  (void)opt;
-  throw std::invalid_argument("task_loss: no loss for task '" + task + "' (known: seg, depth, normal)");
+  throw std::logic_error("task_loss: no loss for task " + std::to_string(int(task)));
 }
 
 LossTerms training_losses(Model& model, const Batch& batch, const DynamicWeightAverage* dwa) {
@@ -88,13 +88,14 @@ LossTerms training_losses(Model& model, const Batch& batch, const DynamicWeightA
   Tensor total;
   auto accumulate = [&](const Tensor& term) { total = total.defined() ? add(total, term) : term; };
   for (const TaskSpec& t : cfg.tasks) {
-    const Tensor loss = task_loss(t.name, clip.outputs[size_t(a)].at(t.name), batch);
-    out.task[t.name] = loss;
+    const std::string name = t.name();
+    const Tensor loss = task_loss(t.task, clip.outputs[size_t(a)].at(name), batch);
+    out.task[name] = loss;
     double w = 1.0;
-    if (cfg.weighting == "dwa" && dwa) w = dwa->weight(t.name);
-    if (cfg.weighting == "uncertainty") {
+    if (cfg.weighting == Weighting::dwa && dwa) w = dwa->weight(name);
+    if (cfg.weighting == Weighting::uncertainty) {
       // exp(-s_T) L_T + s_T with a learnable s_T ("uncertainty.<T>", starting at 0).
-      const Tensor s = model.uncertainty_for(t.name);
+      const Tensor s = model.uncertainty_for(name);
       accumulate(add(mul(exp(neg(s)), loss), s));
     } else {
       accumulate(mul(loss, w));

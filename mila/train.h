@@ -48,10 +48,10 @@ class DynamicWeightAverage {
 };
 
 // The SPEC 4.4 task loss of one task's prediction at frame a.
-Tensor task_loss(const std::string& task, const Tensor& prediction, const Batch& batch);
+Tensor task_loss(Task task, const Tensor& prediction, const Batch& batch);
 
 // Forward of the clip (heads on the last frame only) and every loss term; `dwa` is used
-// when the config's weighting is "dwa" (may be null otherwise).
+// when the config's weighting is Weighting::dwa (may be null otherwise).
 LossTerms training_losses(Model& model, const Batch& batch, const DynamicWeightAverage* dwa = nullptr);
 
 }  // namespace mila

@@ -1,21 +1,24 @@
-// trainer.h - the training program behind examples/train_nyu, as a library function so that
-// tests can run it (resume exactness, bad input) and other programs can reuse it.
+// trainer.h - the training program behind examples/train_nyu, as a library (Trainer, and
+// train_nyu() that runs it) so that tests can run it (resume exactness, bad input) and other
+// programs can reuse it.
 //
-// One run, in order:
-//   1. data: --data DIR (NYUv2-video layout, SPEC 5), or the synthetic set rendered once into
+// One run, in order (Trainer::run):
+//   1. setup: --data DIR (NYUv2-video layout, SPEC 5), or the synthetic set rendered once into
 //      a cache folder named after its configuration; both splits validated before training.
-//   2. model: the Config (JSON file or the built-in small one), seeded initialization, then
-//      the --init files (a MILA checkpoint, or slow=/fast= ResNet classifiers).
-//   3. steps: batches from the prefetching loader (SPEC 4.4 sampling), training_losses(),
-//      backward, optional gradient clipping, optimizer step, learning-rate schedule.
+//      The model: the Config (JSON file or the built-in small one), seeded initialization,
+//      then the --init files (a MILA checkpoint, or slow=/fast= ResNet classifiers); the
+//      optimizer and learning-rate schedule.
+//   2. step, until the last: a batch from the prefetching loader (SPEC 4.4 sampling),
+//      training_losses(), backward, optional gradient clipping, optimizer step, schedule.
 //      Every loss term is checked: NaN or infinity stops the run naming the step and the
 //      term, before anything is saved (the last good checkpoint stays).
-//   4. output folder: log.csv (every term per step), loss.svg (the curves), checkpoint/
-//      (model, optimizer and loop state, replaced atomically every checkpoint_every steps
-//      and at the end), model.safetensors (the final model, for examples/predict),
-//      eval.jsonl and metrics.txt (SPEC 4.5 on the validation split, every eval_every steps
-//      and at the end, next to a constant-prediction baseline), vis/ (pictures of a few
-//      validation clips: input, ground truth and prediction per task).
+//   3. save every checkpoint_every steps and after the last; evaluate every eval_every steps
+//      and at the end.
+//   The output folder: log.csv (every term per step) and loss.svg (the curves; mila/run_log.h),
+//   checkpoint/ (model, optimizer and loop state, replaced atomically), model.safetensors (the
+//   final model, for examples/predict), eval.jsonl and metrics.txt (SPEC 4.5 on the validation
+//   split, next to a constant-prediction baseline: mila/baseline.h), vis/ (pictures of a few
+//   validation clips: input, ground truth and prediction per task; mila/pictures.h).
 //
 // Resume (--resume DIR): model, optimizer, DWA state and the loader's batch counter come
 // back from DIR/checkpoint; log rows after that step are dropped; the loader's batches are
@@ -23,16 +26,40 @@
 // count, the resumed run logs exactly the losses an uninterrupted run logs.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "data/loader.h"
 #include "data/synthetic.h"
+#include "data/video_dataset.h"
 #include "mila/config.h"
 #include "mila/metrics.h"
+#include "mila/names.h"
+#include "mila/progress.h"
+#include "mila/run_log.h"
+#include "mila/train.h"
+#include "nn/optim.h"
 #include "tensor/device.h"
 
 namespace mila {
+
+// The optimizers train_nyu offers (--optimizer; the names are also saved in the checkpoint).
+enum class OptimizerKind { adam, sgd };
+inline constexpr NameTable<OptimizerKind, 2> kOptimizerNames{"--optimizer",
+                                                             {{{OptimizerKind::adam, "adam"}, {OptimizerKind::sgd, "sgd"}}}};
+
+// The learning-rate schedules (--schedule): nn::LrSchedule's kinds under train_nyu's names.
+using ScheduleKind = nn::LrSchedule::Kind;
+inline constexpr NameTable<ScheduleKind, 4> kScheduleNames{"--schedule",
+                                                           {{{ScheduleKind::constant, "constant"},
+                                                             {ScheduleKind::step, "step"},
+                                                             {ScheduleKind::cosine, "cosine"},
+                                                             {ScheduleKind::polynomial, "poly"}}}};
 
 struct TrainOptions {
   // data
@@ -48,12 +75,12 @@ struct TrainOptions {
   int64_t steps = 0;         // total steps; 0: take epochs
   int64_t epochs = 0;        // total epochs when steps == 0 (an epoch: size / batch batches)
   int64_t batch = 4;
-  std::string optimizer = "adam";  // adam | sgd
+  OptimizerKind optimizer = OptimizerKind::adam;
   double lr = 1e-4;
   double momentum = 0.9;     // sgd
   double weight_decay = 0;
   double beta2 = 0.99;       // adam (the paper's betas (0.9, 0.99))
-  std::string schedule = "constant";  // constant | step | cosine | poly
+  ScheduleKind schedule = ScheduleKind::constant;  // step: decays by 10 every third of the run
   int64_t warmup = 0;        // linear warm-up steps
   double clip_grad = 0;      // max gradient norm; 0: off
   bool augment = true;
@@ -100,6 +127,60 @@ std::string synthetic_dataset_dir(const std::string& cache, const data::Syntheti
 // (Slow ResNet-34 and Fast ResNet-18 at width 16, C 64, D 16, L 5, K 3).
 Config small_config();
 
+// One training run of TrainOptions, in the parts run() takes in order; a caller may drive the
+// parts itself (setup() once, then step() while steps remain, save() and evaluate() between).
+class Trainer {
+ public:
+  explicit Trainer(TrainOptions options);
+  ~Trainer();
+
+  // Everything the first step needs: a resumed run's own settings and state, the data, the
+  // model, optimizer and schedule, the log, the loader.
+  void setup();
+  // One training step: the next batch, the loss terms (checked finite), backward, the update,
+  // the log row and the progress line.
+  void step();
+  // The checkpoint after the steps so far (replacing the previous one as a whole) and the plot.
+  void save();
+  // SPEC 4.5's metrics on the validation split after the steps so far: printed, appended to
+  // eval.jsonl, and pictures of the first clips under vis/step_N.
+  MetricResults evaluate();
+  // The whole run: setup(), the steps with their saves and evaluations, then finish().
+  TrainSummary run();
+
+ private:
+  // setup()'s parts, in order.
+  void resume_settings();     // a resumed run: its settings from its checkpoint, checked
+  void open_data();           // the splits (the synthetic set rendered when needed), validated
+  void build_model();         // model, optimizer, the run's length and schedule, DWA
+  void restore_checkpoint();  // a resumed run: model, optimizer and DWA state, the first step
+  void start_loop();          // the loader, the progress line, the loop's clock
+  std::vector<double> loss_values(const LossTerms& terms) const;  // in log column order
+  // After the last step: the final model, and the final metrics next to the constant baseline.
+  TrainSummary finish();
+
+  using Clock = std::chrono::steady_clock;
+  TrainOptions options_;
+  std::filesystem::path out_;
+  std::filesystem::path resumed_;  // the checkpoint folder a resumed run continues; empty: a new run
+  Clock::time_point start_, loop_start_;
+  std::unique_ptr<data::VideoDataset> train_, val_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<nn::Optimizer> optimizer_;
+  nn::LrSchedule schedule_;
+  std::vector<std::string> task_names_;
+  DynamicWeightAverage dwa_{std::vector<std::string>{}};  // built for the config's tasks in build_model()
+  int64_t per_epoch_ = 1;
+  int64_t first_ = 0, total_ = 0;  // this run does steps [first_, total_)
+  int64_t step_ = 0;               // the next step to run: the steps done so far
+  double frames_done_ = 0;
+  std::unique_ptr<RunLog> log_;
+  std::unique_ptr<data::PrefetchLoader> loader_;
+  std::unique_ptr<ProgressLine> progress_;
+  TrainSummary summary_;
+};
+
+// Trainer(options).run().
 TrainSummary train_nyu(TrainOptions options);
 
 }  // namespace mila

@@ -114,7 +114,7 @@ TEST_CASE("cost: a head at 6x8 worked out by hand") {
   //   .6 1x1 conv 256 -> 13:  48 * 13 * 256     =    159,744
   //   total                                      = 17,068,032
   Config c = tiny();
-  c.tasks = {{"seg", 13}};
+  c.tasks = {{Task::seg, 13}};
   CHECK(frame_cost(c, kH, kW, false).heads == 17068032);
   // The traced head of the three-task model gives the same.
   Model model(tiny());
@@ -219,7 +219,7 @@ TEST_CASE("cost: NYUv2 default numbers by hand") {
   CHECK(f.ila_attention == 3 * 13824000LL);
   CHECK(f.neck == 905969664LL);
   Config seg = c;
-  seg.tasks = {{"seg", 13}};
+  seg.tasks = {{Task::seg, 13}};
   CHECK(frame_cost(seg, 288, 384, false).heads == 6347538432LL);
 }
 
@@ -230,7 +230,7 @@ TEST_CASE("cost: parameter_count equals the built model") {
     if (variant == 1) c.task_specific = false;
     if (variant == 2) c.multi_frame = false;
     if (variant == 3) c.attention = false;
-    if (variant == 4) c.weighting = "uncertainty";
+    if (variant == 4) c.weighting = Weighting::uncertainty;
     Model model(c);
     CHECK(parameter_count(c, true) == model.num_parameters());
     int64_t disc = 0;

@@ -126,8 +126,8 @@ TEST_CASE("MILA: without the mimic terms the discriminator gets no gradient") {
 
 TEST_CASE("MILA: config JSON and a checkpoint alone rebuild the model") {
   Config c = test::tiny_config(32);
-  c.tasks = {{"seg", 7}, {"depth", 1}};
-  c.weighting = "uncertainty";
+  c.tasks = {{Task::seg, 7}, {Task::depth, 1}};
+  c.weighting = Weighting::uncertainty;
   const Config back = Config::from_json(c.to_json());
   CHECK(back.to_json() == c.to_json());
   test::check_throws_with([] { (void)Config::from_json(R"({"L": 4})"); }, {"mila.config", "L must be odd"});
@@ -142,4 +142,19 @@ TEST_CASE("MILA: config JSON and a checkpoint alone rebuild the model") {
   const nn::NamedTensors a = m.state_dict(), b = rebuilt.state_dict();
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) test::check_close(b[i].second, a[i].second, 0, 0, a[i].first);
+}
+
+TEST_CASE("MILA: task and weighting names keep their JSON spellings; a bad name is refused listing the valid ones") {
+  Config c;
+  c.weighting = Weighting::dwa;
+  const std::string json = c.to_json();
+  CHECK(json.find(R"("tasks":[["seg",13],["depth",1],["normal",3]])") != std::string::npos);
+  CHECK(json.find(R"("weighting":"dwa")") != std::string::npos);
+  CHECK(Config::from_json(json).weighting == Weighting::dwa);
+  for (Task t : {Task::seg, Task::depth, Task::normal}) CHECK(kTaskNames.parse(kTaskNames.name(t)) == t);
+  test::check_throws_with([] { (void)Config::from_json(R"({"tasks": [["edges", 1]]})"); },
+                          {"mila.config", "task must be seg, depth or normal", "'edges'"});
+  test::check_throws_with([] { (void)Config::from_json(R"({"weighting": "mean"})"); },
+                          {"mila.config", "weighting must be equal, uncertainty or dwa", "'mean'"});
+  test::check_throws_with([] { (void)Config::from_json(R"({"tasks": [["seg", 13], ["seg", 7]]})"); }, {"'seg' listed twice"});
 }

@@ -24,7 +24,7 @@ namespace {
 
 constexpr int64_t kT = 3, kB = 2, kH = 32, kW = 40;
 
-Config tiny_config(const std::string& weighting = "equal") {
+Config tiny_config(Weighting weighting = Weighting::equal) {
   Config c;
   c.slow_depth = 18;
   c.fast_depth = 18;
@@ -33,7 +33,7 @@ Config tiny_config(const std::string& weighting = "equal") {
   c.D = 8;
   c.L = 3;
   c.K = 2;
-  c.tasks = {{"seg", 5}, {"depth", 1}, {"normal", 3}};
+  c.tasks = {{Task::seg, 5}, {Task::depth, 1}, {Task::normal, 3}};
   c.task_specific = true;
   c.multi_frame = true;
   c.weighting = weighting;
@@ -124,7 +124,7 @@ Tensor find(const nn::NamedTensors& all, const std::string& name) {
 }
 
 // One training step's forward and backward (no optimizer step: the gradients are compared).
-void check_training_case(const std::string& weighting, int64_t frames, bool depth_valid,
+void check_training_case(Weighting weighting, int64_t frames, bool depth_valid,
                          const std::vector<std::pair<const char*, double>>& losses,
                          const std::vector<mila_reference::Checksum>& grads,
                          const std::vector<mila_reference::Checksum>& buffers,
@@ -204,11 +204,11 @@ TEST_CASE("MILA reference: eval-mode clip forward equals PyTorch's (SPEC 4.2, 4.
 }
 
 TEST_CASE("MILA reference: training losses, gradients and BN buffers, clip of 2 frames (Fast on frame a)") {
-  check_training_case("equal", 2, true, mila_reference::train_a_losses, mila_reference::train_a_grads,
+  check_training_case(Weighting::equal, 2, true, mila_reference::train_a_losses, mila_reference::train_a_grads,
                       mila_reference::train_a_buffers, mila_reference::train_a_batches_tracked);
 }
 
 TEST_CASE("MILA reference: training, a clip of one keyframe, uncertainty weighting, no valid depth") {
-  check_training_case("uncertainty", 1, false, mila_reference::train_b_losses, mila_reference::train_b_grads,
+  check_training_case(Weighting::uncertainty, 1, false, mila_reference::train_b_losses, mila_reference::train_b_grads,
                       mila_reference::train_b_buffers, mila_reference::train_b_batches_tracked);
 }

@@ -27,9 +27,9 @@ void check_equals_clip(const Config& cfg, int64_t T, int64_t B) {
     const FrameResult r = stream.step(frames.select(0, t));
     CHECK(r.keyframe == (t % cfg.K == 0));
     for (const TaskSpec& task : cfg.tasks) {
-      const Tensor& want = clip.outputs[size_t(t)].at(task.name);
-      REQUIRE(r.outputs.at(task.name).shape() == want.shape());
-      CHECK_MESSAGE(max_diff(r.outputs.at(task.name), want) <= 1e-6, "frame ", t, " task ", task.name);
+      const Tensor& want = clip.outputs[size_t(t)].at(task.name());
+      REQUIRE(r.outputs.at(task.name()).shape() == want.shape());
+      CHECK_MESSAGE(max_diff(r.outputs.at(task.name()), want) <= 1e-6, "frame ", t, " task ", task.name());
     }
   }
   CHECK(stream.frames_seen() == T);

@@ -91,6 +91,11 @@ TEST_CASE("train_nyu: a run writes its folder, and a resumed run logs exactly wh
   CHECK(dump.find("depth").shape() == Shape{2, 1, 32, 48});
   CHECK(dump.find("normal").shape() == Shape{2, 3, 32, 48});
 
+  // The checkpoint's state keeps the options' names as the command line spells them.
+  const std::string state = read(dir.path / "whole" / "checkpoint" / "state.json");
+  CHECK(state.find(R"("optimizer": "adam")") != std::string::npos);
+  CHECK(state.find(R"("schedule": "constant")") != std::string::npos);
+
   // The final model carries its config and loads alone.
   std::unique_ptr<Model> m = load_model((dir.path / "whole" / "model.safetensors").string());
   CHECK(m->config().width == 8);
@@ -129,17 +134,27 @@ TEST_CASE("train_nyu: bad input is refused before training") {
     CHECK_THROWS_WITH(train_nyu(o), doctest::Contains("batch size 64"));
   }
   SUBCASE("unknown optimizer") {
-    o.optimizer = "lbfgs";
-    CHECK_THROWS_WITH(train_nyu(o), doctest::Contains("--optimizer"));
+    // Names are parsed where they are read (the command line): the table refuses it.
+    CHECK_THROWS_WITH((void)kOptimizerNames.parse("lbfgs"), doctest::Contains("--optimizer"));
+    test::check_throws_with([] { (void)kOptimizerNames.parse("lbfgs"); }, {"lbfgs", "adam or sgd"});
   }
   CHECK(!fs::exists(dir.path / "out" / "checkpoint"));
+}
+
+TEST_CASE("train_nyu: optimizer and schedule names, parsed once from the command line") {
+  CHECK(kOptimizerNames.parse("sgd") == OptimizerKind::sgd);
+  CHECK(kOptimizerNames.name(OptimizerKind::adam) == "adam");
+  CHECK(kScheduleNames.parse("poly") == ScheduleKind::polynomial);
+  CHECK(kScheduleNames.name(ScheduleKind::cosine) == "cosine");
+  CHECK(kScheduleNames.alternatives() == "constant, step, cosine or poly");
+  test::check_throws_with([] { (void)kScheduleNames.parse("linear"); }, {"--schedule", "constant, step, cosine or poly", "'linear'"});
 }
 
 TEST_CASE("train_nyu: a non-finite loss stops the run naming the step and the term, keeping the last checkpoint") {
   TempDir dir("nan");
   TrainOptions o = tiny_run(dir.path / "cache", dir.path / "out");
   // SGD at an absurd learning rate: the weights overflow within a few steps.
-  o.optimizer = "sgd";
+  o.optimizer = OptimizerKind::sgd;
   o.lr = 1e30;
   o.momentum = 0;
   o.steps = 12;
@@ -167,8 +182,8 @@ TEST_CASE("train_nyu: the shipped configurations parse, and small.json is the bu
   CHECK(paper.slow_depth == 101);
   CHECK(paper.to_json() == Config().to_json());  // the paper's model is the Config defaults
   const Config cityscapes = read_config("cityscapes.json");  // the paper's model, Cityscapes' tasks
-  CHECK(cityscapes.task_channels("seg") == 19);
-  CHECK(cityscapes.task_channels("depth") == 1);
+  CHECK(cityscapes.task_channels(Task::seg) == 19);
+  CHECK(cityscapes.task_channels(Task::depth) == 1);
   CHECK(cityscapes.tasks.size() == 2);
   CHECK(cityscapes.slow_depth == 101);
 }
@@ -183,7 +198,7 @@ TEST_CASE("train_nyu --dataset cityscapes: trains and evaluates on the official 
   TrainOptions o = tiny_run(dir.path / "unused_cache", dir.path / "out");
   o.data = root.string();
   o.dataset = "cityscapes";
-  o.model.tasks = {{"seg", 7}, {"depth", 1}};
+  o.model.tasks = {{Task::seg, 7}, {Task::depth, 1}};
   o.steps = 2;
   o.final_eval = true;
   const TrainSummary s = train_nyu(o);
@@ -204,6 +219,6 @@ TEST_CASE("train_nyu --dataset cityscapes: trains and evaluates on the official 
   o.dataset = "kitti";
   test::check_throws_with([&] { train_nyu(o); }, {"--dataset", "kitti"});
   o.dataset = "cityscapes";
-  o.model.tasks = {{"seg", 13}, {"depth", 1}};
+  o.model.tasks = {{Task::seg, 13}, {Task::depth, 1}};
   test::check_throws_with([&] { train_nyu(o); }, {"CityscapesDataset", "19", "7", "13"});
 }

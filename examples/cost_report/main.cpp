@@ -184,8 +184,8 @@ Table ablation_table(const Dataset& d) {
                         })},
                         -1, "K=1, slow_depth=" + std::to_string(depth)});
   for (const TaskSpec& task : d.tasks)
-    variants.push_back({"MILA single-task: " + task.name, {with([&](Config& c) { c.tasks = {task}; })}, -1,
-                        "tasks={" + task.name + "}"});
+    variants.push_back({"MILA single-task: " + task.name(), {with([&](Config& c) { c.tasks = {task}; })}, -1,
+                        "tasks={" + task.name() + "}"});
   Table t;
   t.title = d.name + " ablations (paper Tables 4, 5, 10: no GFLOPs published)";
   t.header = {"variant", "config", "GMACs/frame", "paper GFLOPs", "params used (M)", "params built (M)"};
@@ -242,8 +242,8 @@ int main(int argc, char** argv) {
   app.add_flag("--markdown", markdown, "print markdown tables");
   CLI11_PARSE(app, argc, argv);
 
-  const Dataset nyu{"NYUv2", 288, 384, {{"seg", 13}, {"depth", 1}, {"normal", 3}}};
-  const Dataset city{"Cityscapes", 256, 512, {{"seg", 19}, {"depth", 1}}};
+  const Dataset nyu{"NYUv2", 288, 384, {{Task::seg, 13}, {Task::depth, 1}, {Task::normal, 3}}};
+  const Dataset city{"Cityscapes", 256, 512, {{Task::seg, 19}, {Task::depth, 1}}};
   if (!markdown)
     std::printf("GMACs per frame (thop's convention, which the paper calls GFLOPs), steady-state streaming,\n"
                 "averaged over a keyframe cycle; parameters for inference (no discriminator).\n\n");

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     if (adaptive >= 0) options.adaptive = true, options.drift_threshold = adaptive;
     Stream stream(*model, options);
     fs::create_directories(out_dir);
-    for (const TaskSpec& t : model->config().tasks) fs::create_directories(fs::path(out_dir) / t.name);
+    for (const TaskSpec& t : model->config().tasks) fs::create_directories(fs::path(out_dir) / t.name());
 
     std::vector<std::pair<std::string, Tensor>> raw_outputs;
     double latency_sum = 0, gmacs_sum = 0;
@@ -95,13 +95,16 @@ int main(int argc, char** argv) {
       for (const auto& [task, y] : r.outputs) {
         const Tensor one = y.select(0, 0);
         Tensor picture;
-        if (task == "seg") picture = data::segmentation_rgb(data::argmax_channels(one));
-        else if (task == "normal") picture = data::normal_rgb(one);
-        else {  // depth and any single-channel task: the ramp over this frame's range
-          const Tensor c = one.select(0, 0).contiguous();
-          const float* p = c.data<float>();
-          const auto [lo, hi] = std::minmax_element(p, p + c.numel());
-          picture = data::depth_rgb(c, std::max(0.0f, *lo), *hi);
+        switch (kTaskNames.parse(task)) {
+          case Task::seg: picture = data::segmentation_rgb(data::argmax_channels(one)); break;
+          case Task::normal: picture = data::normal_rgb(one); break;
+          case Task::depth: {  // the ramp over this frame's range
+            const Tensor c = one.select(0, 0).contiguous();
+            const float* p = c.data<float>();
+            const auto [lo, hi] = std::minmax_element(p, p + c.numel());
+            picture = data::depth_rgb(c, std::max(0.0f, *lo), *hi);
+            break;
+          }
         }
         data::write_rgb_png((fs::path(out_dir) / task / name).string(), picture);
         if (raw) raw_outputs.emplace_back(task + "." + std::to_string(t), y);

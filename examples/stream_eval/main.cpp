@@ -35,7 +35,7 @@ struct Row {
 };
 
 Row run(Model& model, const data::NyuVideoDataset& val, const std::string& name, StreamOptions options) {
-  MetricAccumulator acc(std::max<int64_t>(model.config().task_channels("seg"), 1));
+  MetricAccumulator acc(std::max<int64_t>(model.config().task_channels(Task::seg), 1));
   int64_t frames = 0, keyframes = 0;
   double macs = 0, ms = 0;
   for (const data::NyuSequence& seq : val.sequences()) {
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       data_dir = synthetic_dataset_dir(default_cache_dir(), sc);
       data::ensure_synthetic_dataset(data_dir, sc);
     }
-    const data::NyuVideoDataset val(data_dir, "val", std::max<int64_t>(model->config().task_channels("seg"), 1));
+    const data::NyuVideoDataset val(data_dir, "val", std::max<int64_t>(model->config().task_channels(Task::seg), 1));
     const int64_t K = model->config().K;
     std::vector<Row> rows;
     rows.push_back(run(*model, val, "fixed, K = " + std::to_string(K), {}));

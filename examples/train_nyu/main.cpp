@@ -17,6 +17,16 @@
 
 using namespace mila;
 
+// An option that takes one of a name table's names and stores its value (the names, their
+// prose for the help and the check come from the table).
+template <typename Enum, size_t N>
+CLI::Option* add_name_option(CLI::App& app, const std::string& flag, Enum& value, const NameTable<Enum, N>& table) {
+  return app.add_option_function<std::string>(flag, [&value, &table](const std::string& name) { value = table.parse(name); },
+                                              table.alternatives())
+      ->check(CLI::IsMember(table.names()))
+      ->default_str(table.name(value));
+}
+
 int main(int argc, char** argv) {
   reexec_with_passive_omp_wait(argv);  // Note [OpenMP wait policy] in ops/threads.h
   TrainOptions o;
@@ -40,12 +50,10 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", o.epochs, "training epochs (instead of --steps)")->check(CLI::PositiveNumber)->excludes(steps);
   app.add_option("--batch", o.batch, "clips per batch")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--lr", o.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--optimizer", o.optimizer, "adam or sgd")->check(CLI::IsMember({"adam", "sgd"}))->capture_default_str();
+  add_name_option(app, "--optimizer", o.optimizer, kOptimizerNames);
   app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "weight decay (L2, PyTorch's)")->capture_default_str();
-  app.add_option("--schedule", o.schedule, "constant, step, cosine or poly")
-      ->check(CLI::IsMember({"constant", "step", "cosine", "poly"}))
-      ->capture_default_str();
+  add_name_option(app, "--schedule", o.schedule, kScheduleNames);
   app.add_option("--warmup", o.warmup, "linear warm-up steps")->capture_default_str();
   app.add_option("--clip-grad", o.clip_grad, "clip the gradient norm to this value (0: off)")->capture_default_str();
   app.add_flag("--no-augment", no_augment, "no scale/crop/flip/colour augmentation");
