@@ -69,7 +69,7 @@ const char* pass_name(Pass p) { return p == Pass::fwd ? "fwd" : p == Pass::bwd_d
 
 mila::Conv2dParams params_of(const ConvShape& s) { return mila::Conv2dParams::square(s.stride, s.pad, s.dilation); }
 
-void set_counters(benchmark::State& state, const mila::cpu::Conv2dGeometry& g) {
+void set_counters(benchmark::State& state, const mila::Conv2dGeometry& g) {
   const double flop = 2.0 * double(g.N * g.Cout * g.OH * g.OW) * double(g.cin_g() * g.kh * g.kw);
   state.counters["GFLOP/s"] = benchmark::Counter(flop * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
@@ -79,7 +79,7 @@ void bench_mila(benchmark::State& state, const ConvShape& s, int64_t batch, int 
   omp_set_num_threads(threads);
   const mila::Conv2dParams p = params_of(s);
   const mila::Shape x_shape{batch, s.cin, s.h, s.w}, w_shape{s.cout, s.cin, s.k, s.k};
-  const mila::cpu::Conv2dGeometry g = mila::conv2d_geometry(x_shape, w_shape, p);
+  const mila::Conv2dGeometry g = mila::conv2d_geometry(x_shape, w_shape, p);
   mila::Generator gen(7);
   const mila::Tensor x = mila::rand(x_shape, {mila::DType::Float32}, &gen);
   const mila::Tensor w = mila::rand(w_shape, {mila::DType::Float32}, &gen);
@@ -113,7 +113,7 @@ void bench_onednn(benchmark::State& state, const ConvShape& s, int64_t batch, in
   using tag = memory::format_tag;
   using dt = memory::data_type;
   omp_set_num_threads(threads);
-  const mila::cpu::Conv2dGeometry g =
+  const mila::Conv2dGeometry g =
       mila::conv2d_geometry({batch, s.cin, s.h, s.w}, {s.cout, s.cin, s.k, s.k}, params_of(s));
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);

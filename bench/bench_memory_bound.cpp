@@ -119,17 +119,18 @@ struct BatchNormProblem {
   }
 };
 Shape bn_shape(const benchmark::State& s) { return {s.range(0), s.range(1), s.range(2), s.range(3)}; }
+constexpr BatchNormParams kTraining{.training = true, .momentum = 0.1, .eps = 1e-5};
 
 void BM_batch_norm_fwd_kernel(benchmark::State& state) {
   BatchNormProblem p(bn_shape(state));
   run(state, 2 * floats(p.x.numel()),
-      [&] { cpu::batch_norm_forward(p.y, p.mean, p.invstd, p.x, p.w, p.b, p.rm, p.rv, true, 0.1, 1e-5); });
+      [&] { cpu::batch_norm_forward(p.y, p.mean, p.invstd, p.x, p.w, p.b, p.rm, p.rv, kTraining); });
 }
 void BM_batch_norm_bwd_kernel(benchmark::State& state) {
   BatchNormProblem p(bn_shape(state));
-  cpu::batch_norm_forward(p.y, p.mean, p.invstd, p.x, p.w, p.b, p.rm, p.rv, true, 0.1, 1e-5);
+  cpu::batch_norm_forward(p.y, p.mean, p.invstd, p.x, p.w, p.b, p.rm, p.rv, kTraining);
   run(state, 3 * floats(p.x.numel()),
-      [&] { cpu::batch_norm_backward(p.dx, p.dw, p.db, p.dout, p.x, p.w, p.mean, p.invstd, true); });
+      [&] { cpu::batch_norm_backward(p.dx, p.dw, p.db, p.dout, p.x, p.w, p.mean, p.invstd, kTraining); });
 }
 void BM_batch_norm_op_fwd(benchmark::State& state) {
   BatchNormProblem p(bn_shape(state));
@@ -194,7 +195,7 @@ struct CrossEntropyProblem {
 void BM_cross_entropy_fwd_kernel(benchmark::State& state) {
   CrossEntropyProblem p(state.range(0));
   run(state, p.logit_bytes() + p.label_bytes(), [&] {
-    const cpu::CrossEntropyTargets t = cpu::cross_entropy_targets(p.target, kCeK, 255);
+    const CrossEntropyTargets t = cpu::cross_entropy_targets(p.target, kCeK, 255);
     benchmark::DoNotOptimize(cpu::cross_entropy_forward(Tensor(), p.logits, p.target, 255, 1.0 / double(t.count)));
   });
 }
@@ -203,7 +204,7 @@ void BM_cross_entropy_fwd_kernel(benchmark::State& state) {
 void BM_cross_entropy_fwdbwd_kernel(benchmark::State& state) {
   CrossEntropyProblem p;
   run(state, 2 * p.logit_bytes() + p.label_bytes(), [&] {
-    const cpu::CrossEntropyTargets t = cpu::cross_entropy_targets(p.target, kCeK, 255);
+    const CrossEntropyTargets t = cpu::cross_entropy_targets(p.target, kCeK, 255);
     benchmark::DoNotOptimize(cpu::cross_entropy_forward(p.dlogits, p.logits, p.target, 255, 1.0 / double(t.count)));
   });
 }

@@ -1,5 +1,5 @@
 // batch_norm.cpp - checks, dispatch and derivative rule of batch_norm (ops/batch_norm.h);
-// kernels in ops/cpu/batch_norm.cpp.
+// kernels in ops/cpu/batch_norm.cpp and ops/cuda/batch_norm.h.
 #include "ops/batch_norm.h"
 
 #include <stdexcept>
@@ -7,6 +7,7 @@
 
 #include "autograd/function.h"
 #include "ops/cpu/batch_norm.h"
+#include "ops/cuda/batch_norm.h"
 #include "ops/op_list.h"
 
 namespace mila {
@@ -19,7 +20,6 @@ void check_args(const Tensor& x, const Tensor& running_mean, const Tensor& runni
   };
   if (!is_floating(x.dtype())) fail(std::string("expected a float32 or float64 input, got ") + dtype_name(x.dtype()));
   if (x.dim() < 2) fail("expected an input of at least 2 dims [N, C, ...]");
-  check_supported(Op::batch_norm, x.device());
   const int64_t C = x.size(1);
   auto check_param = [&](const Tensor& t, const char* name) {
     if (!t.defined()) return;
@@ -58,14 +58,22 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   // What backward needs besides x and weight: the per-channel mean and invstd used (float64).
   Tensor mean = Tensor::allocate({C}, DType::Float64, x.device());
   Tensor invstd = Tensor::allocate({C}, DType::Float64, x.device());
-  cpu::batch_norm_forward(y, mean, invstd, xc, wc, bc, running_mean, running_var, training, momentum, eps);
+  const BatchNormParams p{training, momentum, eps};
+  if (x.device().is_cpu()) cpu::batch_norm_forward(y, mean, invstd, xc, wc, bc, running_mean, running_var, p);
+  else if constexpr (has_cuda_kernel(Op::batch_norm))
+    cuda::batch_norm_forward(y, mean, invstd, xc, wc, bc, running_mean, running_var, p);
+  else throw_unsupported(Op::batch_norm, x.device());
   return autograd::record(
       "batch_norm", y, {x, weight, bias},
-      [xc, wc, mean, invstd, training](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
+      [xc, wc, mean, invstd, p](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
         const Tensor dx = needs[0] ? Tensor::allocate(xc.shape(), xc.dtype(), xc.device()) : Tensor();
         const Tensor dweight = needs[1] ? Tensor::allocate(mean.shape(), xc.dtype(), xc.device()) : Tensor();
         const Tensor dbias = needs[2] ? Tensor::allocate(mean.shape(), xc.dtype(), xc.device()) : Tensor();
-        cpu::batch_norm_backward(dx, dweight, dbias, dout.contiguous(), xc, wc, mean, invstd, training);
+        const Tensor g = dout.contiguous();
+        if (g.device().is_cpu()) cpu::batch_norm_backward(dx, dweight, dbias, g, xc, wc, mean, invstd, p);
+        else if constexpr (has_cuda_kernel(Op::batch_norm))
+          cuda::batch_norm_backward(dx, dweight, dbias, g, xc, wc, mean, invstd, p);
+        else throw_unsupported(Op::batch_norm, g.device());
         return {dx, dweight, dbias};
       });
 }

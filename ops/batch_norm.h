@@ -40,6 +40,14 @@
 
 namespace mila {
 
+// The non-tensor arguments of batch_norm, as its kernels take them (ops/cpu/batch_norm.h,
+// ops/cuda/batch_norm.h).
+struct BatchNormParams {
+  bool training;
+  double momentum;
+  double eps;
+};
+
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5);
 

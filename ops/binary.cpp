@@ -6,14 +6,12 @@
 
 #include "autograd/function.h"
 #include "ops/cpu/binary.h"
+#include "ops/cuda/binary.h"
+#include "ops/factory.h"
 #include "ops/op_list.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
 #include "ops/where.h"
-#include "ops/factory.h"
-#ifdef MILA_WITH_CUDA
-#include "ops/cuda/binary.h"
-#endif
 
 namespace mila {
 namespace {
@@ -35,14 +33,9 @@ void check_operands(Op op, const Tensor& a, const Tensor& b) {
 Tensor forward(Op op, const Tensor& a, const Tensor& b, DType out_dtype) {
   check_operands(op, a, b);
   Tensor out = Tensor::allocate(broadcast_shapes(a.shape(), b.shape(), op_name(op)), out_dtype, a.device());
-  if (a.device().is_cpu()) {
-    cpu::binary_forward(op, out, a, b);
-    return out;
-  }
-  check_supported(op, a.device());
-#ifdef MILA_WITH_CUDA
-  if (op == Op::add) cuda::add(out, a, b);
-#endif
+  if (a.device().is_cpu()) cpu::binary_forward(op, out, a, b);
+  else if constexpr (kCudaBuilt) cuda::binary_forward(op, out, a, b);
+  else throw_unsupported(op, a.device());
   return out;
 }
 

@@ -15,6 +15,8 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   const Tensor& first = tensors[0];
   if (first.dim() == 0) throw std::invalid_argument("concat: zero-dimensional tensors cannot be concatenated");
   const int64_t dim = normalize_dim(dim_in, first.shape(), "concat");
+  // No kernel of its own: copy_ writes the slices on any device, and the CUDA column says
+  // whether concat is offered there.
   check_supported(Op::concat, first.device());
   Shape shape = first.shape();
   shape[dim] = 0;

@@ -1,5 +1,5 @@
 // conv2d.cpp - checks, output size, dispatch and derivative rule of conv2d (ops/conv2d.h);
-// kernels in ops/cpu/conv2d.h.
+// kernels in ops/cpu/conv2d.h and ops/cuda/conv2d.h.
 #include "ops/conv2d.h"
 
 #include <stdexcept>
@@ -8,6 +8,7 @@
 
 #include "autograd/function.h"
 #include "ops/cpu/conv2d.h"
+#include "ops/cuda/conv2d.h"
 #include "ops/op_list.h"
 
 namespace mila {
@@ -21,7 +22,7 @@ std::string params_str(const Conv2dParams& p) {
 
 // Validates the shapes and parameters, PyTorch's rules, and returns every size the kernels
 // need. x_shape and w_shape are 4-d; a message names the op (`op`) and all shapes.
-cpu::Conv2dGeometry geometry(const char* op, const Shape& x_shape, const Shape& w_shape, const Conv2dParams& p) {
+Conv2dGeometry geometry(const char* op, const Shape& x_shape, const Shape& w_shape, const Conv2dParams& p) {
   auto fail = [&](const std::string& why) {
     throw std::invalid_argument(std::string(op) + ": " + why + " (input " + shape_str(x_shape) + ", weight " +
                                 shape_str(w_shape) + ", " + params_str(p) + ")");
@@ -40,7 +41,7 @@ cpu::Conv2dGeometry geometry(const char* op, const Shape& x_shape, const Shape& 
          std::to_string(x_shape[0]) + ", " + std::to_string(w_shape[1] * p.groups) + ", ...] to have " +
          std::to_string(w_shape[1] * p.groups) + " channels, but got " + std::to_string(Cin) + " channels instead");
   if (w_shape[2] <= 0 || w_shape[3] <= 0 || w_shape[1] <= 0 || Cout <= 0) fail("weight has an empty dimension");
-  cpu::Conv2dGeometry g{};
+  Conv2dGeometry g{};
   g.N = x_shape[0];
   g.Cin = Cin;
   g.H = x_shape[2];
@@ -80,7 +81,6 @@ void check_tensors(const char* op, const Tensor& a, const char* a_name, const Te
   if (a.device() != b.device())
     throw std::invalid_argument(std::string(op) + ": " + a_name + " on " + a.device().str() + " but " + b_name +
                                 " on " + b.device().str());
-  check_supported(Op::conv2d, a.device());
 }
 
 Shape shape_4d(const Shape& s) {
@@ -88,15 +88,40 @@ Shape shape_4d(const Shape& s) {
   return {1, s[0], s[1], s[2]};
 }
 
+// The kernels of the tensors' device, one per pass (Note [device dispatch] in ops/op_list.h).
+void forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dGeometry& g) {
+  if (x.device().is_cpu()) cpu::conv2d_forward(out, x, w, b, g);
+  else if constexpr (has_cuda_kernel(Op::conv2d)) cuda::conv2d_forward(out, x, w, b, g);
+  else throw_unsupported(Op::conv2d, x.device());
+}
+
+void backward_input_kernel(const Tensor& dx, const Tensor& dout, const Tensor& w, const Conv2dGeometry& g) {
+  if (dout.device().is_cpu()) cpu::conv2d_backward_input(dx, dout, w, g);
+  else if constexpr (has_cuda_kernel(Op::conv2d)) cuda::conv2d_backward_input(dx, dout, w, g);
+  else throw_unsupported(Op::conv2d, dout.device());
+}
+
+void backward_weight_kernel(const Tensor& dw, const Tensor& dout, const Tensor& x, const Conv2dGeometry& g) {
+  if (dout.device().is_cpu()) cpu::conv2d_backward_weight(dw, dout, x, g);
+  else if constexpr (has_cuda_kernel(Op::conv2d)) cuda::conv2d_backward_weight(dw, dout, x, g);
+  else throw_unsupported(Op::conv2d, dout.device());
+}
+
+void backward_bias_kernel(const Tensor& db, const Tensor& dout, const Conv2dGeometry& g) {
+  if (dout.device().is_cpu()) cpu::conv2d_backward_bias(db, dout, g);
+  else if constexpr (has_cuda_kernel(Op::conv2d)) cuda::conv2d_backward_bias(db, dout, g);
+  else throw_unsupported(Op::conv2d, dout.device());
+}
+
 }  // namespace
 
-cpu::Conv2dGeometry conv2d_geometry(const Shape& x_shape, const Shape& weight_shape, const Conv2dParams& p) {
+Conv2dGeometry conv2d_geometry(const Shape& x_shape, const Shape& weight_shape, const Conv2dParams& p) {
   return geometry("conv2d", shape_4d(x_shape), weight_shape, p);
 }
 
 Tensor conv2d_backward_input(const Tensor& dout_in, const Tensor& weight, const Shape& x_shape, Conv2dParams p) {
   check_tensors("conv2d_backward_input", dout_in, "dout", weight, "weight");
-  const cpu::Conv2dGeometry g = geometry("conv2d_backward_input", shape_4d(x_shape), weight.shape(), p);
+  const Conv2dGeometry g = geometry("conv2d_backward_input", shape_4d(x_shape), weight.shape(), p);
   const Shape out_shape{g.N, g.Cout, g.OH, g.OW};
   if (shape_4d(dout_in.shape()) != out_shape)
     throw std::invalid_argument("conv2d_backward_input: dout " + shape_str(dout_in.shape()) +
@@ -104,13 +129,13 @@ Tensor conv2d_backward_input(const Tensor& dout_in, const Tensor& weight, const 
                                 shape_str(x_shape) + " and weight " + shape_str(weight.shape()));
   autograd::NoGradGuard no_grad;  // a kernel call, not part of any graph
   Tensor dx = Tensor::allocate(x_shape, dout_in.dtype(), dout_in.device());
-  cpu::conv2d_backward_input(dx, dout_in.contiguous(), weight.contiguous(), g);
+  backward_input_kernel(dx, dout_in.contiguous(), weight.contiguous(), g);
   return dx;
 }
 
 Tensor conv2d_backward_weight(const Tensor& dout_in, const Tensor& x, const Shape& weight_shape, Conv2dParams p) {
   check_tensors("conv2d_backward_weight", dout_in, "dout", x, "input");
-  const cpu::Conv2dGeometry g = geometry("conv2d_backward_weight", shape_4d(x.shape()), weight_shape, p);
+  const Conv2dGeometry g = geometry("conv2d_backward_weight", shape_4d(x.shape()), weight_shape, p);
   const Shape out_shape{g.N, g.Cout, g.OH, g.OW};
   if (shape_4d(dout_in.shape()) != out_shape)
     throw std::invalid_argument("conv2d_backward_weight: dout " + shape_str(dout_in.shape()) +
@@ -118,7 +143,7 @@ Tensor conv2d_backward_weight(const Tensor& dout_in, const Tensor& x, const Shap
                                 shape_str(x.shape()) + " and weight " + shape_str(weight_shape));
   autograd::NoGradGuard no_grad;
   Tensor dw = Tensor::allocate(weight_shape, dout_in.dtype(), dout_in.device());
-  cpu::conv2d_backward_weight(dw, dout_in.contiguous(), x.contiguous(), g);
+  backward_weight_kernel(dw, dout_in.contiguous(), x.contiguous(), g);
   return dw;
 }
 
@@ -128,7 +153,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Conv
     throw std::invalid_argument("conv2d: expected a 4-d input [N, Cin, H, W] (or 3-d [Cin, H, W]), got input " +
                                 shape_str(x_in.shape()) + " and weight " + shape_str(weight.shape()));
   const Tensor x = x_in.dim() == 3 ? x_in.unsqueeze(0) : x_in;  // an unbatched input is a batch of one
-  const cpu::Conv2dGeometry g = geometry("conv2d", shape_4d(x.shape()), weight.shape(), p);
+  const Conv2dGeometry g = geometry("conv2d", shape_4d(x.shape()), weight.shape(), p);
   if (bias.defined()) {
     check_tensors("conv2d", x, "input", bias, "bias");
     if (bias.dim() != 1 || bias.size(0) != g.Cout)
@@ -140,7 +165,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Conv
   const Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous();
   const Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor out = Tensor::allocate({g.N, g.Cout, g.OH, g.OW}, x.dtype(), x.device());
-  cpu::conv2d_forward(out, xc, wc, bc, g);
+  forward_kernel(out, xc, wc, bc, g);
 
   // Save only what backward needs: x for dweight, weight for dx.
   const bool track = autograd::any_requires_grad({x, weight, bias});
@@ -151,15 +176,15 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Conv
     autograd::GradList grads(needs.size());  // [dx, dweight(, dbias)]
     if (needs[0]) {
       grads[0] = Tensor::allocate({g.N, g.Cin, g.H, g.W}, dout.dtype(), dout.device());
-      cpu::conv2d_backward_input(grads[0], dout, saved_w, g);
+      backward_input_kernel(grads[0], dout, saved_w, g);
     }
     if (needs[1]) {
       grads[1] = Tensor::allocate({g.Cout, g.cin_g(), g.kh, g.kw}, dout.dtype(), dout.device());
-      cpu::conv2d_backward_weight(grads[1], dout, saved_x, g);
+      backward_weight_kernel(grads[1], dout, saved_x, g);
     }
     if (needs.size() > 2 && needs[2]) {
       grads[2] = Tensor::allocate({g.Cout}, dout.dtype(), dout.device());
-      cpu::conv2d_backward_bias(grads[2], dout, g);
+      backward_bias_kernel(grads[2], dout, g);
     }
     return grads;
   };

@@ -36,9 +36,6 @@
 #include "tensor/tensor.h"
 
 namespace mila {
-namespace cpu {
-struct Conv2dGeometry;  // ops/cpu/conv2d.h
-}
 
 // Stride, zero padding, dilation (per axis) and groups; defaults as F.conv2d. Designated
 // initializers read well: conv2d(x, w, b, {.stride_h = 2, .stride_w = 2, .pad_h = 3, .pad_w = 3}),
@@ -66,9 +63,27 @@ Tensor conv2d_backward_input(const Tensor& dout, const Tensor& weight, const Sha
 //   dweight [Cout, Cin / groups, kh, kw] from dout and x; weight_shape gives its shape.
 Tensor conv2d_backward_weight(const Tensor& dout, const Tensor& x, const Shape& weight_shape, Conv2dParams p = {});
 
+// Every size a conv2d kernel takes (ops/cpu/conv2d.h, ops/cuda/conv2d.h), derived once from
+// the shapes and Conv2dParams by conv2d_geometry().
+struct Conv2dGeometry {
+  int64_t N, Cin, H, W;       // input
+  int64_t Cout, kh, kw;       // weight [Cout, Cin / groups, kh, kw]
+  int64_t OH, OW;             // output
+  int64_t sh, sw;             // stride
+  int64_t ph, pw;             // zero padding
+  int64_t dh, dw;             // dilation
+  int64_t groups;
+
+  int64_t cin_g() const { return Cin / groups; }     // input channels per group
+  int64_t cout_g() const { return Cout / groups; }   // output channels per group
+  int64_t k() const { return cin_g() * kh * kw; }    // rows of the im2col matrix (GEMM depth)
+  int64_t ohw() const { return OH * OW; }
+  // A 1x1 kernel with stride 1 and no padding: the input plane is already the im2col matrix.
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+};
+
 // Checks shapes and parameters as conv2d does (x_shape 4-d, or 3-d for one image) and
-// returns every size the CPU kernels (ops/cpu/conv2d.h) take; for callers of the kernels
-// themselves, such as the benchmark.
-cpu::Conv2dGeometry conv2d_geometry(const Shape& x_shape, const Shape& weight_shape, const Conv2dParams& p);
+// returns the geometry; for callers of the kernels themselves, such as the benchmark.
+Conv2dGeometry conv2d_geometry(const Shape& x_shape, const Shape& weight_shape, const Conv2dParams& p);
 
 }  // namespace mila

@@ -5,10 +5,8 @@
 
 #include "autograd/function.h"
 #include "ops/cpu/copy.h"
-#include "ops/op_list.h"
-#ifdef MILA_WITH_CUDA
 #include "ops/cuda/copy.h"
-#endif
+#include "ops/op_list.h"
 
 namespace mila {
 
@@ -33,21 +31,18 @@ void copy_(const Tensor& dst, const Tensor& src) {
   if (broadcast_shapes(src.shape(), dst.shape(), "copy_") != dst.shape())
     throw std::invalid_argument("copy_: source of shape " + shape_str(src.shape()) +
                                 " cannot be broadcast to destination shape " + shape_str(dst.shape()));
-  if (dst.device().is_cpu() && src.device().is_cpu()) return cpu::copy(dst, src);
-  check_supported(Op::copy, dst.device().is_cuda() ? dst.device() : src.device());
-#ifdef MILA_WITH_CUDA
-  cuda::copy(dst, src);
-#endif
+  // A copy that involves a GPU (either side) runs on the CUDA side, which does the transfers.
+  const Device device = dst.device().is_cpu() ? src.device() : dst.device();
+  if (device.is_cpu()) cpu::copy(dst, src);
+  else if constexpr (has_cuda_kernel(Op::copy)) cuda::copy(dst, src);
+  else throw_unsupported(Op::copy, device);
 }
 
 void fill_(const Tensor& dst, double value) {
   check_no_internal_overlap(dst, "fill_");
-  if (dst.device().is_cpu()) return cpu::fill(dst, value);
-#ifdef MILA_WITH_CUDA
-  cuda::fill(dst, value);
-#else
-  check_supported(Op::fill, dst.device());
-#endif
+  if (dst.device().is_cpu()) cpu::fill(dst, value);
+  else if constexpr (has_cuda_kernel(Op::fill)) cuda::fill(dst, value);
+  else throw_unsupported(Op::fill, dst.device());
 }
 
 Tensor Tensor::clone() const {

@@ -1,5 +1,6 @@
 // ila.cpp - checks, dispatch and derivative rule of the fused inter-frame local attention,
-// and its composed baseline. Formulas: ops/ila.h; kernels: ops/cpu/ila.cpp; docs/ila.md.
+// and its composed baseline. Formulas: ops/ila.h; kernels: ops/cpu/ila.cpp (and
+// ops/cuda/ila.h); docs/ila.md.
 #include "ops/ila.h"
 
 #include <limits>
@@ -11,6 +12,7 @@
 #include "ops/binary.h"
 #include "ops/concat.h"
 #include "ops/cpu/ila.h"
+#include "ops/cuda/ila.h"
 #include "ops/matmul.h"
 #include "ops/op_list.h"
 #include "ops/reduce.h"
@@ -37,7 +39,6 @@ void check_args(const char* op, const Tensor& a, const Tensor& b, const Tensor& 
     fail("values v must have the batch and map size of a and b");
   if (L < 0 || (L > 0 && L % 2 == 0)) fail("window L must be odd (or 0 for global attention)");
   if (a.device() != b.device() || a.device() != v.device()) fail("tensors on different devices");
-  check_supported(Op::ila, a.device());
 }
 
 // Global attention (L = 0): every pixel attends to the whole map, as two batched matrix
@@ -70,14 +71,20 @@ Tensor ila(const Tensor& a, const Tensor& b, const Tensor& v, int64_t L) {
   const int64_t B = a.size(0), H = a.size(2), W = a.size(3);
   Tensor out = Tensor::allocate(v.shape(), v.dtype(), v.device());
   Tensor weights = Tensor::allocate({B, L * L, H, W}, v.dtype(), v.device());  // W(p, o), saved for backward
-  cpu::ila_forward(out, weights, ac, bc, vc, L);
+  if (a.device().is_cpu()) cpu::ila_forward(out, weights, ac, bc, vc, L);
+  else if constexpr (has_cuda_kernel(Op::ila)) cuda::ila_forward(out, weights, ac, bc, vc, L);
+  else throw_unsupported(Op::ila, a.device());
   return autograd::record("ila", out, {a, b, v},
                           [L, ac, bc, vc, weights](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
                             auto grad_like = [&](bool need, const Tensor& x) {
                               return need ? Tensor::allocate(x.shape(), x.dtype(), x.device()) : Tensor();
                             };
                             Tensor da = grad_like(needs[0], ac), db = grad_like(needs[1], bc), dv = grad_like(needs[2], vc);
-                            cpu::ila_backward(da, db, dv, dout.contiguous(), weights, ac, bc, vc, L);
+                            const Tensor g = dout.contiguous();
+                            if (g.device().is_cpu()) cpu::ila_backward(da, db, dv, g, weights, ac, bc, vc, L);
+                            else if constexpr (has_cuda_kernel(Op::ila))
+                              cuda::ila_backward(da, db, dv, g, weights, ac, bc, vc, L);
+                            else throw_unsupported(Op::ila, g.device());
                             return {da, db, dv};
                           });
 }

@@ -7,6 +7,7 @@
 #include "autograd/function.h"
 #include "ops/copy.h"
 #include "ops/cpu/index.h"
+#include "ops/cuda/index.h"
 #include "ops/op_list.h"
 #include "ops/factory.h"
 
@@ -28,7 +29,6 @@ void check_index_tensor(Op kind, const Tensor& index, const Tensor& x) {
   if (index.dtype() != DType::Int64) fail(op, "index must be int64, got " + describe("index", index));
   if (index.device() != x.device())
     fail(op, "index and input on different devices, " + describe("index", index) + " vs " + describe("input", x));
-  check_supported(kind, x.device());
 }
 
 // index.size(d) <= bound.size(d) for every d (except `skip`, when >= 0).
@@ -48,9 +48,16 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   const int64_t dim = normalize_dim(dim_in, x.shape(), "gather");
   check_index_tensor(Op::gather, index, x);
   check_fits("gather", index, x, dim, "input");
-  cpu::check_index_range(index, x.size(dim), dim, "gather");
   Tensor out = Tensor::allocate(index.shape(), x.dtype(), x.device());
-  cpu::gather(out, x, dim, index);
+  if (x.device().is_cpu()) {
+    cpu::check_index_range(index, x.size(dim), dim, "gather");
+    cpu::gather(out, x, dim, index);
+  } else if constexpr (has_cuda_kernel(Op::gather)) {
+    cuda::check_index_range(index, x.size(dim), dim, "gather");
+    cuda::gather(out, x, dim, index);
+  } else {
+    throw_unsupported(Op::gather, x.device());
+  }
   return autograd::record("gather", out, {x},
                           [dim, idx = index, shape = x.shape()](const Tensor& dout, const std::vector<bool>&) -> GradList {
                             return {scatter_add(zeros(shape, {dout.dtype(), dout.device()}), dim, idx, dout)};
@@ -64,9 +71,16 @@ Tensor scatter_add(const Tensor& self, int64_t dim_in, const Tensor& index, cons
     fail("scatter_add", "src and self differ, " + describe("self", self) + " vs " + describe("src", src));
   check_fits("scatter_add", index, src, -1, "src");
   check_fits("scatter_add", index, self, dim, "self");
-  cpu::check_index_range(index, self.size(dim), dim, "scatter_add");
   Tensor out = self.detach().clone();
-  cpu::scatter_add(out, dim, index, src);
+  if (self.device().is_cpu()) {
+    cpu::check_index_range(index, self.size(dim), dim, "scatter_add");
+    cpu::scatter_add(out, dim, index, src);
+  } else if constexpr (has_cuda_kernel(Op::scatter_add)) {
+    cuda::check_index_range(index, self.size(dim), dim, "scatter_add");
+    cuda::scatter_add(out, dim, index, src);
+  } else {
+    throw_unsupported(Op::scatter_add, self.device());
+  }
   return autograd::record("scatter_add", out, {self, src},
                           [dim, idx = index, src_shape = src.shape()](const Tensor& dout,
                                                                        const std::vector<bool>& needs) -> GradList {
@@ -92,11 +106,18 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& idx) {
   const int64_t dim = normalize_dim(dim_in, x.shape(), "index_select");
   check_index_tensor(Op::index_select, idx, x);
   if (idx.dim() != 1) fail("index_select", "index must be 1-d, got " + describe("index", idx));
-  cpu::check_index_range(idx, x.size(dim), dim, "index_select");
   Shape shape = x.shape();
   shape[dim] = idx.numel();
   Tensor out = Tensor::allocate(shape, x.dtype(), x.device());
-  cpu::index_select(out, x.detach(), dim, idx);
+  if (x.device().is_cpu()) {
+    cpu::check_index_range(idx, x.size(dim), dim, "index_select");
+    cpu::index_select(out, x.detach(), dim, idx);
+  } else if constexpr (has_cuda_kernel(Op::index_select)) {
+    cuda::check_index_range(idx, x.size(dim), dim, "index_select");
+    cuda::index_select(out, x.detach(), dim, idx);
+  } else {
+    throw_unsupported(Op::index_select, x.device());
+  }
   return autograd::record("index_select", out, {x},
                           [dim, idx, shape = x.shape()](const Tensor& dout, const std::vector<bool>&) -> GradList {
                             return {index_add(zeros(shape, {dout.dtype(), dout.device()}), dim, idx, dout)};
@@ -114,9 +135,16 @@ Tensor index_add(const Tensor& self, int64_t dim_in, const Tensor& idx, const Te
   if (src.shape() != expect)
     fail("index_add", "src must have shape " + shape_str(expect) + " (self " + shape_str(self.shape()) +
                           " with dim " + std::to_string(dim) + " of the index's length), got " + shape_str(src.shape()));
-  cpu::check_index_range(idx, self.size(dim), dim, "index_add");
   Tensor out = self.detach().clone();
-  cpu::index_add(out, dim, idx, src.detach());
+  if (self.device().is_cpu()) {
+    cpu::check_index_range(idx, self.size(dim), dim, "index_add");
+    cpu::index_add(out, dim, idx, src.detach());
+  } else if constexpr (has_cuda_kernel(Op::index_add)) {
+    cuda::check_index_range(idx, self.size(dim), dim, "index_add");
+    cuda::index_add(out, dim, idx, src.detach());
+  } else {
+    throw_unsupported(Op::index_add, self.device());
+  }
   return autograd::record("index_add", out, {self, src},
                           [dim, idx](const Tensor& dout, const std::vector<bool>& needs) -> GradList {
                             return {needs[0] ? dout : Tensor(), needs[1] ? index_select(dout, dim, idx) : Tensor()};

@@ -1,5 +1,5 @@
 // losses.cpp - checks, dispatch and derivative rules of the fused losses and normalize
-// (ops/losses.h); kernels in ops/cpu/losses.cpp.
+// (ops/losses.h); kernels in ops/cpu/losses.cpp and ops/cuda/losses.h.
 #include "ops/losses.h"
 
 #include <limits>
@@ -9,6 +9,7 @@
 #include "autograd/function.h"
 #include "ops/binary.h"
 #include "ops/cpu/losses.h"
+#include "ops/cuda/losses.h"
 #include "ops/op_list.h"
 
 namespace mila {
@@ -37,7 +38,6 @@ void check_pair(Op op, const Tensor& a, const char* a_name, const Tensor& b, con
          shapes);
   if (a.shape() != b.shape()) fail(op, std::string(a_name) + " and " + b_name + " must have the same shape", shapes);
   if (a.device() != b.device()) fail(op, "tensors on different devices", shapes);
-  check_supported(op, a.device());
 }
 
 Tensor scalar_of(double value, DType dtype, Device device) {
@@ -69,11 +69,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     fail(Op::cross_entropy, "expected target of shape " + shape_str(expected) + " (logits without the class dim)",
          shapes);
   if (logits.device() != target.device()) fail(Op::cross_entropy, "tensors on different devices", shapes);
-  check_supported(Op::cross_entropy, logits.device());
 
   const int64_t N = logits.size(0), K = logits.size(1), S = N * K == 0 ? 0 : logits.numel() / (N * K);
   const Tensor t = flat(target).view({N, S});
-  const cpu::CrossEntropyTargets targets = cpu::cross_entropy_targets(t, K, ignore_index);
+  CrossEntropyTargets targets;
+  if (t.device().is_cpu()) targets = cpu::cross_entropy_targets(t, K, ignore_index);
+  else if constexpr (has_cuda_kernel(Op::cross_entropy)) targets = cuda::cross_entropy_targets(t, K, ignore_index);
+  else throw_unsupported(Op::cross_entropy, t.device());
   if (targets.bad_index >= 0)
     throw std::out_of_range("cross_entropy: target " + std::to_string(targets.bad_value) + " at position " +
                             std::to_string(targets.bad_index) + " is outside [0, " + std::to_string(K) +
@@ -85,8 +87,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   // summed with weight 1), and scales it otherwise. Nothing else is saved, not even the logits.
   const bool want_grad = autograd::any_requires_grad({logits});
   Tensor dlogits = want_grad ? Tensor::allocate({N, K, S}, logits.dtype(), logits.device()) : Tensor();
-  const double sum = cpu::cross_entropy_forward(dlogits, flat(logits).view({N, K, S}), t, ignore_index,
-                                                count > 0 ? 1.0 / double(count) : 0.0);
+  const Tensor lc = flat(logits).view({N, K, S});
+  const double scale = count > 0 ? 1.0 / double(count) : 0.0;
+  double sum = 0;
+  if (lc.device().is_cpu()) sum = cpu::cross_entropy_forward(dlogits, lc, t, ignore_index, scale);
+  else if constexpr (has_cuda_kernel(Op::cross_entropy))
+    sum = cuda::cross_entropy_forward(dlogits, lc, t, ignore_index, scale);
+  else throw_unsupported(Op::cross_entropy, lc.device());
   // No non-ignored position: 0 / 0 = NaN, as PyTorch (see losses.h); the gradient is then 0.
   const double loss = count > 0 ? sum / double(count) : std::numeric_limits<double>::quiet_NaN();
   return autograd::record("cross_entropy", scalar_of(loss, logits.dtype(), logits.device()), {logits, target},
@@ -101,12 +108,19 @@ Tensor l1_loss(const Tensor& a, const Tensor& b) {
   check_pair(Op::l1_loss, a, "a", b, "b");
   const Tensor ac = flat(a), bc = flat(b);
   const int64_t n = a.numel();
+  double sum = 0;
+  if (ac.device().is_cpu()) sum = cpu::l1_forward(ac, bc);
+  else if constexpr (has_cuda_kernel(Op::l1_loss)) sum = cuda::l1_forward(ac, bc);
+  else throw_unsupported(Op::l1_loss, ac.device());
   // Mean of an empty tensor: NaN, as PyTorch.
-  const double loss = n > 0 ? cpu::l1_forward(ac, bc) / double(n) : std::numeric_limits<double>::quiet_NaN();
+  const double loss = n > 0 ? sum / double(n) : std::numeric_limits<double>::quiet_NaN();
   return autograd::record("l1_loss", scalar_of(loss, a.dtype(), a.device()), {a, b},
                           [ac, bc, n](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
                             Tensor da = grad_if(needs[0], ac), db = grad_if(needs[1], bc);
-                            cpu::l1_backward(da, db, ac, bc, n > 0 ? dout.item<double>() / double(n) : 0.0);
+                            const double scale = n > 0 ? dout.item<double>() / double(n) : 0.0;
+                            if (ac.device().is_cpu()) cpu::l1_backward(da, db, ac, bc, scale);
+                            else if constexpr (has_cuda_kernel(Op::l1_loss)) cuda::l1_backward(da, db, ac, bc, scale);
+                            else throw_unsupported(Op::l1_loss, ac.device());
                             return {da, db};
                           });
 }
@@ -124,14 +138,20 @@ Tensor masked_l1_loss(const Tensor& pred, const Tensor& target, const Tensor& ma
   // A broadcast mask is materialized (one byte per element when uint8) so the kernel reads
   // three flat arrays.
   const Tensor pc = flat(pred), tc = flat(target), mc = flat(mask.expand(pred.shape()));
-  const cpu::WeightedSums sums = cpu::masked_l1_forward(pc, tc, mc);
+  WeightedSums sums;
+  if (pc.device().is_cpu()) sums = cpu::masked_l1_forward(pc, tc, mc);
+  else if constexpr (has_cuda_kernel(Op::masked_l1_loss)) sums = cuda::masked_l1_forward(pc, tc, mc);
+  else throw_unsupported(Op::masked_l1_loss, pc.device());
   const double count = sums.weight;
   const double loss = count > 0 ? sums.value / count : 0.0;  // empty mask: 0 (SPEC 4.4; losses.h)
   return autograd::record("masked_l1_loss", scalar_of(loss, pred.dtype(), pred.device()), {pred, target},
                           [pc, tc, mc, count](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
                             Tensor dpred = grad_if(needs[0], pc), dtarget = grad_if(needs[1], tc);
                             const double scale = count > 0 ? dout.item<double>() / count : 0.0;
-                            cpu::masked_l1_backward(dpred, dtarget, pc, tc, mc, scale);
+                            if (pc.device().is_cpu()) cpu::masked_l1_backward(dpred, dtarget, pc, tc, mc, scale);
+                            else if constexpr (has_cuda_kernel(Op::masked_l1_loss))
+                              cuda::masked_l1_backward(dpred, dtarget, pc, tc, mc, scale);
+                            else throw_unsupported(Op::masked_l1_loss, pc.device());
                             return {dpred, dtarget};
                           });
 }
@@ -149,7 +169,10 @@ Tensor normal_loss(const Tensor& pred, const Tensor& target, const Tensor& valid
   if (valid.device() != pred.device()) fail(Op::normal_loss, "tensors on different devices", shapes);
   const Tensor pc = flat(pred).view({N, C, H * W}), tc = flat(target).view({N, C, H * W});
   const Tensor vc = flat(valid).view({N, H * W});
-  const cpu::WeightedSums sums = cpu::normal_loss_forward(pc, tc, vc);
+  WeightedSums sums;
+  if (pc.device().is_cpu()) sums = cpu::normal_loss_forward(pc, tc, vc);
+  else if constexpr (has_cuda_kernel(Op::normal_loss)) sums = cuda::normal_loss_forward(pc, tc, vc);
+  else throw_unsupported(Op::normal_loss, pc.device());
   const double count = sums.weight;
   const double loss = count > 0 ? 1.0 - sums.value / count : 0.0;  // no valid pixel: 0 (SPEC 4.4; losses.h)
   return autograd::record(
@@ -157,7 +180,10 @@ Tensor normal_loss(const Tensor& pred, const Tensor& target, const Tensor& valid
       [pc, tc, vc, count, shape = pred.shape()](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
         Tensor dpred = grad_if(needs[0], pc), dtarget = grad_if(needs[1], tc);
         const double scale = count > 0 ? -dout.item<double>() / count : 0.0;  // loss = 1 - mean cos
-        cpu::normal_loss_backward(dpred, dtarget, pc, tc, vc, scale);
+        if (pc.device().is_cpu()) cpu::normal_loss_backward(dpred, dtarget, pc, tc, vc, scale);
+        else if constexpr (has_cuda_kernel(Op::normal_loss))
+          cuda::normal_loss_backward(dpred, dtarget, pc, tc, vc, scale);
+        else throw_unsupported(Op::normal_loss, pc.device());
         return {dpred.defined() ? dpred.view(shape) : dpred, dtarget.defined() ? dtarget.view(shape) : dtarget};
       });
 }
@@ -166,11 +192,19 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
   check_pair(Op::bce_with_logits, logits, "logits", targets, "targets");
   const Tensor xc = flat(logits), tc = flat(targets);
   const int64_t n = logits.numel();
-  const double loss = n > 0 ? cpu::bce_with_logits_forward(xc, tc) / double(n) : std::numeric_limits<double>::quiet_NaN();
+  double sum = 0;
+  if (xc.device().is_cpu()) sum = cpu::bce_with_logits_forward(xc, tc);
+  else if constexpr (has_cuda_kernel(Op::bce_with_logits)) sum = cuda::bce_with_logits_forward(xc, tc);
+  else throw_unsupported(Op::bce_with_logits, xc.device());
+  const double loss = n > 0 ? sum / double(n) : std::numeric_limits<double>::quiet_NaN();
   return autograd::record("bce_with_logits", scalar_of(loss, logits.dtype(), logits.device()), {logits, targets},
                           [xc, tc, n](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {
                             Tensor dx = grad_if(needs[0], xc), dt = grad_if(needs[1], tc);
-                            cpu::bce_with_logits_backward(dx, dt, xc, tc, n > 0 ? dout.item<double>() / double(n) : 0.0);
+                            const double scale = n > 0 ? dout.item<double>() / double(n) : 0.0;
+                            if (xc.device().is_cpu()) cpu::bce_with_logits_backward(dx, dt, xc, tc, scale);
+                            else if constexpr (has_cuda_kernel(Op::bce_with_logits))
+                              cuda::bce_with_logits_backward(dx, dt, xc, tc, scale);
+                            else throw_unsupported(Op::bce_with_logits, xc.device());
                             return {dx, dt};
                           });
 }
@@ -181,7 +215,6 @@ Tensor normalize(const Tensor& x, int64_t dim_in, double eps) {
          "x " + shape_str(x.shape()));
   if (x.dim() == 0) fail(Op::normalize, "expected at least one dim", "x " + shape_str(x.shape()));
   if (!(eps >= 0)) fail(Op::normalize, "eps must be non-negative, got " + std::to_string(eps), "x " + shape_str(x.shape()));
-  check_supported(Op::normalize, x.device());
   const int64_t dim = normalize_dim(dim_in, x.shape(), "normalize");
   // [O, C, I]: the dims before `dim`, `dim` itself, the dims after it.
   int64_t O = 1, I = 1;
@@ -190,11 +223,16 @@ Tensor normalize(const Tensor& x, int64_t dim_in, double eps) {
   const int64_t C = x.size(dim);
   const Tensor xc = flat(x).view({O, C, I});
   Tensor y = Tensor::allocate(x.shape(), x.dtype(), x.device());
-  cpu::normalize_forward(y.view({O, C, I}), xc, eps);
+  if (xc.device().is_cpu()) cpu::normalize_forward(y.view({O, C, I}), xc, eps);
+  else if constexpr (has_cuda_kernel(Op::normalize)) cuda::normalize_forward(y.view({O, C, I}), xc, eps);
+  else throw_unsupported(Op::normalize, xc.device());
   return autograd::record("normalize", y, {x},
                           [xc, eps, shape = x.shape()](const Tensor& dout, const std::vector<bool>&) -> autograd::GradList {
                             Tensor dx = Tensor::allocate(xc.shape(), xc.dtype(), xc.device());
-                            cpu::normalize_backward(dx, dout.contiguous().view(xc.shape()), xc, eps);
+                            const Tensor g = dout.contiguous().view(xc.shape());
+                            if (xc.device().is_cpu()) cpu::normalize_backward(dx, g, xc, eps);
+                            else if constexpr (has_cuda_kernel(Op::normalize)) cuda::normalize_backward(dx, g, xc, eps);
+                            else throw_unsupported(Op::normalize, xc.device());
                             return {dx.view(shape)};
                           });
 }

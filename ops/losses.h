@@ -75,4 +75,21 @@ Tensor normal_loss(const Tensor& pred, const Tensor& target, const Tensor& valid
 Tensor bce_with_logits(const Tensor& logits, const Tensor& targets);
 Tensor normalize(const Tensor& x, int64_t dim = 1, double eps = 1e-12);
 
+// ---- what the kernels return (ops/cpu/losses.h, ops/cuda/losses.h) ----------------------
+
+// A K-class target: the number of positions to average over (target in [0, K)), and the
+// first position (row-major) whose target is neither ignore_index nor in [0, K) with its
+// value (bad_index -1 if none).
+struct CrossEntropyTargets {
+  int64_t count = 0;
+  int64_t bad_index = -1;
+  int64_t bad_value = 0;
+};
+
+// A masked sum and the number of valid (mask != 0) elements or pixels.
+struct WeightedSums {
+  double value = 0;
+  double weight = 0;
+};
+
 }  // namespace mila

@@ -7,6 +7,7 @@
 #include "autograd/function.h"
 #include "ops/binary.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cuda/matmul.h"
 #include "ops/op_list.h"
 
 namespace mila {
@@ -33,7 +34,10 @@ Tensor batched(const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::allocate(shape, a.dtype(), a.device());
   {
     autograd::NoGradGuard no_grad;  // the expanded views are kernel arguments, not graph
-    cpu::batched_matmul(out, a.expand(a_full), b.expand(b_full));
+    const Tensor ae = a.expand(a_full), be = b.expand(b_full);
+    if (a.device().is_cpu()) cpu::batched_matmul(out, ae, be);
+    else if constexpr (has_cuda_kernel(Op::matmul)) cuda::batched_matmul(out, ae, be);
+    else throw_unsupported(Op::matmul, a.device());
   }
   const bool track = autograd::any_requires_grad({a, b});
   Tensor sa = track && b.requires_grad() ? autograd::save(a) : Tensor();
@@ -53,7 +57,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.device() != b.device()) fail("device mismatch", a, b);
   if (!is_floating(a.dtype())) fail("expected floating tensors", a, b);
   if (a.dim() == 0 || b.dim() == 0) fail("both arguments need at least 1 dim", a, b);
-  check_supported(Op::matmul, a.device());
   // Validate here, with the caller's shapes in the message (batched() sees promoted ones).
   const int64_t k = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
   if (k != kb) {

@@ -1,5 +1,5 @@
 // pool.cpp - checks, output sizes, dispatch and derivative rules of the 2-d poolings
-// (ops/pool.h); kernels in ops/cpu/pool.cpp.
+// (ops/pool.h); kernels in ops/cpu/pool.cpp and ops/cuda/pool.h.
 #include "ops/pool.h"
 
 #include <stdexcept>
@@ -7,6 +7,7 @@
 
 #include "autograd/function.h"
 #include "ops/cpu/pool.h"
+#include "ops/cuda/pool.h"
 #include "ops/op_list.h"
 
 namespace mila {
@@ -62,19 +63,25 @@ Tensor planes(const Tensor& t) { return t.reshape({t.size(0) * t.size(1), t.size
 Tensor max_pool2d(const Tensor& x_in, PoolSize kernel, PoolSize stride, PoolSize padding, PoolSize dilation,
                   bool ceil_mode) {
   const Tensor x = as_4d("max_pool2d", x_in);
-  check_supported(Op::max_pool2d, x.device());
   const auto [OH, OW] = output_size("max_pool2d", x_in, kernel, stride, padding, dilation, ceil_mode);
   const int64_t N = x.size(0), C = x.size(1);
   const Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::allocate({N, C, OH, OW}, x.dtype(), x.device());
   Tensor indices = Tensor::allocate({N, C, OH, OW}, DType::Int64, x.device());
-  const cpu::Pool2dParams p{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w};
-  cpu::max_pool2d_forward(planes(out), planes(indices), planes(xc), p);
+  const Pool2dParams p{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w};
+  if (x.device().is_cpu()) cpu::max_pool2d_forward(planes(out), planes(indices), planes(xc), p);
+  else if constexpr (has_cuda_kernel(Op::max_pool2d))
+    cuda::max_pool2d_forward(planes(out), planes(indices), planes(xc), p);
+  else throw_unsupported(Op::max_pool2d, x.device());
   const Shape x_shape = x.shape();
   out = autograd::record("max_pool2d", out, {x},
                          [indices, x_shape](const Tensor& dout, const std::vector<bool>&) -> autograd::GradList {
                            Tensor dx = Tensor::allocate(x_shape, dout.dtype(), dout.device());
-                           cpu::max_pool2d_backward(planes(dx), planes(dout.contiguous()), planes(indices));
+                           const Tensor g = dout.contiguous();
+                           if (g.device().is_cpu()) cpu::max_pool2d_backward(planes(dx), planes(g), planes(indices));
+                           else if constexpr (has_cuda_kernel(Op::max_pool2d))
+                             cuda::max_pool2d_backward(planes(dx), planes(g), planes(indices));
+                           else throw_unsupported(Op::max_pool2d, g.device());
                            return {dx};
                          });
   return x_in.dim() == 3 ? out.squeeze(0) : out;
@@ -83,19 +90,24 @@ Tensor max_pool2d(const Tensor& x_in, PoolSize kernel, PoolSize stride, PoolSize
 Tensor avg_pool2d(const Tensor& x_in, PoolSize kernel, PoolSize stride, PoolSize padding, bool ceil_mode,
                   bool count_include_pad) {
   const Tensor x = as_4d("avg_pool2d", x_in);
-  check_supported(Op::avg_pool2d, x.device());
   const auto [OH, OW] = output_size("avg_pool2d", x_in, kernel, stride, padding, 1, ceil_mode);
   const int64_t N = x.size(0), C = x.size(1);
   const Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::allocate({N, C, OH, OW}, x.dtype(), x.device());
-  cpu::Pool2dParams p{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w};
+  Pool2dParams p{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w};
   p.count_include_pad = count_include_pad;
-  cpu::avg_pool2d_forward(planes(out), planes(xc), p);
+  if (x.device().is_cpu()) cpu::avg_pool2d_forward(planes(out), planes(xc), p);
+  else if constexpr (has_cuda_kernel(Op::avg_pool2d)) cuda::avg_pool2d_forward(planes(out), planes(xc), p);
+  else throw_unsupported(Op::avg_pool2d, x.device());
   const Shape x_shape = x.shape();
   out = autograd::record("avg_pool2d", out, {x},
                          [p, x_shape](const Tensor& dout, const std::vector<bool>&) -> autograd::GradList {
                            Tensor dx = Tensor::allocate(x_shape, dout.dtype(), dout.device());
-                           cpu::avg_pool2d_backward(planes(dx), planes(dout.contiguous()), p);
+                           const Tensor g = dout.contiguous();
+                           if (g.device().is_cpu()) cpu::avg_pool2d_backward(planes(dx), planes(g), p);
+                           else if constexpr (has_cuda_kernel(Op::avg_pool2d))
+                             cuda::avg_pool2d_backward(planes(dx), planes(g), p);
+                           else throw_unsupported(Op::avg_pool2d, g.device());
                            return {dx};
                          });
   return x_in.dim() == 3 ? out.squeeze(0) : out;
@@ -103,7 +115,6 @@ Tensor avg_pool2d(const Tensor& x_in, PoolSize kernel, PoolSize stride, PoolSize
 
 Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
   const Tensor x = as_4d("adaptive_avg_pool2d", x_in);
-  check_supported(Op::adaptive_avg_pool2d, x.device());
   if (out_h < 1 || out_w < 1 || x.size(2) < 1 || x.size(3) < 1)
     throw std::invalid_argument("adaptive_avg_pool2d: output size " + std::to_string(out_h) + "x" +
                                 std::to_string(out_w) + " and input " + shape_str(x_in.shape()) +
@@ -111,12 +122,19 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
   const int64_t N = x.size(0), C = x.size(1);
   const Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::allocate({N, C, out_h, out_w}, x.dtype(), x.device());
-  cpu::adaptive_avg_pool2d_forward(planes(out), planes(xc));
+  if (x.device().is_cpu()) cpu::adaptive_avg_pool2d_forward(planes(out), planes(xc));
+  else if constexpr (has_cuda_kernel(Op::adaptive_avg_pool2d))
+    cuda::adaptive_avg_pool2d_forward(planes(out), planes(xc));
+  else throw_unsupported(Op::adaptive_avg_pool2d, x.device());
   const Shape x_shape = x.shape();
   out = autograd::record("adaptive_avg_pool2d", out, {x},
                          [x_shape](const Tensor& dout, const std::vector<bool>&) -> autograd::GradList {
                            Tensor dx = Tensor::allocate(x_shape, dout.dtype(), dout.device());
-                           cpu::adaptive_avg_pool2d_backward(planes(dx), planes(dout.contiguous()));
+                           const Tensor g = dout.contiguous();
+                           if (g.device().is_cpu()) cpu::adaptive_avg_pool2d_backward(planes(dx), planes(g));
+                           else if constexpr (has_cuda_kernel(Op::adaptive_avg_pool2d))
+                             cuda::adaptive_avg_pool2d_backward(planes(dx), planes(g));
+                           else throw_unsupported(Op::adaptive_avg_pool2d, g.device());
                            return {dx};
                          });
   return x_in.dim() == 3 ? out.squeeze(0) : out;

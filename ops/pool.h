@@ -43,6 +43,16 @@ struct PoolSize {
   PoolSize(int64_t h_, int64_t w_) : h(h_), w(w_) {}
 };
 
+// One window description for the kernels of max_pool2d and avg_pool2d (ops/cpu/pool.h,
+// ops/cuda/pool.h), built by the ops from their arguments.
+struct Pool2dParams {
+  int64_t kh, kw;                 // kernel
+  int64_t sh, sw;                 // stride
+  int64_t ph, pw;                 // padding
+  int64_t dh = 1, dw = 1;         // dilation (max_pool2d only)
+  bool count_include_pad = true;  // avg_pool2d only
+};
+
 // PyTorch's F.max_pool2d; stride is required here (PyTorch's default stride = kernel).
 Tensor max_pool2d(const Tensor& x, PoolSize kernel, PoolSize stride, PoolSize padding = 0, PoolSize dilation = 1,
                   bool ceil_mode = false);

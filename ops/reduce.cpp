@@ -13,6 +13,7 @@
 #include "autograd/function.h"
 #include "ops/binary.h"
 #include "ops/cpu/reduce.h"
+#include "ops/cuda/reduce.h"
 #include "ops/index.h"
 #include "ops/op_list.h"
 #include "ops/where.h"
@@ -65,13 +66,15 @@ int64_t reduced_count(const Shape& shape, const Shape& dims) {
 }  // namespace
 
 Tensor sum(const Tensor& x, const Shape& dims_in, bool keepdim) {
-  check_supported(Op::sum, x.device());
   const Shape dims = normalize_dims(dims_in, x.shape(), "sum");
   const Shape keep = keepdim_shape(x.shape(), dims);
   const DType out_dtype = is_floating(x.dtype()) ? x.dtype() : DType::Int64;
   Tensor out = Tensor::allocate(keep, out_dtype, x.device());
   // uint8 (masks) sums in int64, like PyTorch; the kernel sees int64 input then.
-  cpu::sum(out, x.dtype() == DType::UInt8 ? x.detach().to(DType::Int64) : x, dims);
+  const Tensor in = x.dtype() == DType::UInt8 ? x.detach().to(DType::Int64) : x;
+  if (x.device().is_cpu()) cpu::sum(out, in, dims);
+  else if constexpr (has_cuda_kernel(Op::sum)) cuda::sum(out, in, dims);
+  else throw_unsupported(Op::sum, x.device());
   if (!keepdim) out = Tensor::make_view(out, dropped_shape(x.shape(), dims), contiguous_strides(dropped_shape(x.shape(), dims)), 0);
   return autograd::record("sum", out, {x},
                           [keep, shape = x.shape()](const Tensor& dout, const std::vector<bool>&) -> GradList {
@@ -102,7 +105,6 @@ Tensor var(const Tensor& x, const Shape& dims_in, bool unbiased, bool keepdim) {
 Tensor var(const Tensor& x, bool unbiased) { return var(x, {}, unbiased, false); }
 
 ValuesIndices max(const Tensor& x, int64_t dim_in, bool keepdim) {
-  check_supported(Op::max, x.device());
   if (x.dim() == 0) {  // PyTorch allows dim 0 or -1 on a 0-d tensor: a one-element line
     if (dim_in != 0 && dim_in != -1) normalize_dim(dim_in, x.shape(), "max");  // throws
     ValuesIndices r = max(x.reshape({1}), 0, false);
@@ -115,7 +117,9 @@ ValuesIndices max(const Tensor& x, int64_t dim_in, bool keepdim) {
   const Shape keep = keepdim_shape(x.shape(), {dim});
   Tensor values = Tensor::allocate(keep, x.dtype(), x.device());
   Tensor indices = Tensor::allocate(keep, DType::Int64, x.device());
-  cpu::max(values, indices, x, dim);
+  if (x.device().is_cpu()) cpu::max(values, indices, x, dim);
+  else if constexpr (has_cuda_kernel(Op::max)) cuda::max(values, indices, x, dim);
+  else throw_unsupported(Op::max, x.device());
   Tensor idx_keep = indices;
   if (!keepdim) {
     const Shape shape = dropped_shape(x.shape(), {dim});

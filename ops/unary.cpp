@@ -4,6 +4,7 @@
 
 #include "autograd/function.h"
 #include "ops/cpu/unary.h"
+#include "ops/cuda/unary.h"
 #include "ops/op_list.h"
 
 namespace mila {
@@ -15,9 +16,10 @@ Tensor unary(Op op, const Tensor& x, double lo = 0, double hi = 0) {
   if (!is_floating(x.dtype()))
     throw std::invalid_argument(std::string(op_name(op)) + ": expected a floating tensor, got " +
                                 dtype_name(x.dtype()) + " of shape " + shape_str(x.shape()));
-  check_supported(op, x.device());
   Tensor out = Tensor::allocate(x.shape(), x.dtype(), x.device());
-  cpu::unary_forward(op, out, x, lo, hi);
+  if (x.device().is_cpu()) cpu::unary_forward(op, out, x, lo, hi);
+  else if constexpr (kCudaBuilt) cuda::unary_forward(op, out, x, lo, hi);
+  else throw_unsupported(op, x.device());
   // Save only what the derivative reads (a relu in a ResNet keeps its output, not its input).
   const bool keep_in = op == Op::log || op == Op::abs || op == Op::clamp;
   const bool keep_out = op == Op::exp || op == Op::sqrt || op == Op::relu || op == Op::sigmoid || op == Op::tanh;
@@ -27,7 +29,11 @@ Tensor unary(Op op, const Tensor& x, double lo = 0, double hi = 0) {
           const Tensor& dout, const std::vector<bool>&) -> GradList {
         Tensor din = Tensor::allocate(dout.shape(), dout.dtype(), dout.device());
         // dout stands in for what the rule does not read.
-        cpu::unary_backward(op, din, dout, in.defined() ? in : dout, y.defined() ? y : dout, lo, hi);
+        const Tensor& x_read = in.defined() ? in : dout;
+        const Tensor& y_read = y.defined() ? y : dout;
+        if (dout.device().is_cpu()) cpu::unary_backward(op, din, dout, x_read, y_read, lo, hi);
+        else if constexpr (kCudaBuilt) cuda::unary_backward(op, din, dout, x_read, y_read, lo, hi);
+        else throw_unsupported(op, dout.device());
         return {din};
       });
 }

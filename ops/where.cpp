@@ -1,9 +1,11 @@
+// where.cpp - checks, dispatch and derivative rule of where (ops/where.h).
 #include "ops/where.h"
 
 #include <stdexcept>
 
 #include "autograd/function.h"
 #include "ops/cpu/where.h"
+#include "ops/cuda/where.h"
 #include "ops/op_list.h"
 #include "ops/factory.h"
 
@@ -20,9 +22,10 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     throw std::invalid_argument("where: tensors on different devices (" + cond.device().str() + ", " +
                                 a.device().str() + ", " + b.device().str() + ")");
   const Shape shape = broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape(), "where"), "where");
-  check_supported(Op::where, a.device());
   Tensor out = Tensor::allocate(shape, a.dtype(), a.device());
-  cpu::where_forward(out, cond, a, b);
+  if (a.device().is_cpu()) cpu::where_forward(out, cond, a, b);
+  else if constexpr (has_cuda_kernel(Op::where)) cuda::where_forward(out, cond, a, b);
+  else throw_unsupported(Op::where, a.device());
   // d/da = cond, d/db = !cond: dout routed by the same select.
   return autograd::record("where", out, {a, b},
                           [c = cond](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {

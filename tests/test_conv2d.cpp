@@ -72,7 +72,7 @@ std::vector<Case> cases() {
 Tensor make(const Shape& shape, DType dtype) { return uniform(shape, -1, 1, dtype); }
 
 Shape out_shape(const Case& c) {
-  const cpu::Conv2dGeometry g = conv2d_geometry({c.N, c.Cin, c.H, c.W}, {c.Cout, c.Cin / c.p.groups, c.kh, c.kw}, c.p);
+  const Conv2dGeometry g = conv2d_geometry({c.N, c.Cin, c.H, c.W}, {c.Cout, c.Cin / c.p.groups, c.kh, c.kw}, c.p);
   return {g.N, g.Cout, g.OH, g.OW};
 }
 
@@ -81,7 +81,7 @@ struct Expected {
   Tensor out, dx, dw, db;
 };
 Expected reference(const Case& c, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dout) {
-  const cpu::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), c.p);
+  const Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), c.p);
   Expected e;
   e.out = Tensor::allocate(dout.shape(), x.dtype(), x.device());
   e.dx = Tensor::allocate(x.shape(), x.dtype(), x.device());
@@ -150,7 +150,7 @@ TEST_CASE("conv2d kernel versions: im2col + GEMM and direct, each against the lo
       INFO(c.name << ", " << dtype_name(dtype));
       const Tensor x = make({c.N, c.Cin, c.H, c.W}, dtype), w = make(weight_shape(c), dtype);
       const Tensor b = c.bias ? make({c.Cout}, dtype) : Tensor();
-      const cpu::Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), c.p);
+      const Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), c.p);
       const Tensor dout = make(out_shape(c), dtype);
       const Expected e = reference(c, x, w, b, dout);
       const double unit = dtype == DType::Float32 ? 1e-6 : 1e-13;
@@ -277,7 +277,7 @@ TEST_CASE("conv2d results do not depend on the thread count, bit for bit") {
       manual_seed(6);
       const Tensor x0 = make({c.N, c.Cin, c.H, c.W}, dtype), w0 = make(weight_shape(c), dtype);
       const Tensor b0 = make({c.Cout}, dtype), dout = make(out_shape(c), dtype);
-      const cpu::Conv2dGeometry g = conv2d_geometry(x0.shape(), w0.shape(), c.p);
+      const Conv2dGeometry g = conv2d_geometry(x0.shape(), w0.shape(), c.p);
       const bool direct = dtype == DType::Float32 && cpu::conv2d_direct_available();
       std::vector<std::string> what;
       std::vector<Tensor> results[2];

@@ -472,7 +472,7 @@ TEST_CASE("every op has a CUDA slot that says so clearly") {
     CHECK_FALSE(supports(Op::mul, Device::cuda()));
     test::check_throws_with([] { check_supported(Op::matmul, Device::cuda()); }, {"matmul", "cuda:0", "CUDA"});
   } else {
-    CHECK_FALSE(supports(Op::matmul, Device::cuda()));  // filled by the CUDA backend issue
+    CHECK_FALSE(supports(Op::matmul, Device::cuda()));  // no CUDA matmul kernel yet
     test::check_throws_with([] { check_supported(Op::matmul, Device::cuda()); }, {"matmul", "no CUDA kernel yet"});
   }
 }

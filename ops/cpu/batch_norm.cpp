@@ -167,17 +167,17 @@ void backward_kernel(const Tensor& dx, const Tensor& dweight, const Tensor& dbia
 
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd, const Tensor& x,
                         const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                        const Tensor& running_var, bool training, double momentum, double eps) {
+                        const Tensor& running_var, const BatchNormParams& p) {
   dispatch_floating(x.dtype(), "batch_norm", [&]<typename T>() {
-    forward_kernel<T>(y, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum, eps);
+    forward_kernel<T>(y, mean, invstd, x, weight, bias, running_mean, running_var, p.training, p.momentum, p.eps);
   });
 }
 
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                          const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& invstd,
-                         bool training) {
+                         const BatchNormParams& p) {
   dispatch_floating(x.dtype(), "batch_norm_backward", [&]<typename T>() {
-    backward_kernel<T>(dx, dweight, dbias, dout, x, weight, mean, invstd, training);
+    backward_kernel<T>(dx, dweight, dbias, dout, x, weight, mean, invstd, p.training);
   });
 }
 

@@ -5,21 +5,23 @@
 // stride or undefined, updated in place. mean, invstd: contiguous float64 [C].
 #pragma once
 
+#include "ops/batch_norm.h"
 #include "tensor/tensor.h"
 
 namespace mila::cpu {
 
-// Training: computes the batch mean and invstd of each channel into mean / invstd, updates
-// the running stats when defined, and writes y. Eval: mean = running_mean,
+// Training (p.training): computes the batch mean and invstd of each channel into mean /
+// invstd, updates the running stats when defined, and writes y. Eval: mean = running_mean,
 // invstd = 1 / sqrt(running_var + eps), and y from those.
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd, const Tensor& x,
                         const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                        const Tensor& running_var, bool training, double momentum, double eps);
+                        const Tensor& running_var, const BatchNormParams& p);
 
 // Writes each of dx [N, C, S], dweight [C], dbias [C] that is defined (undefined: not wanted),
-// from dout, the forward's x, weight, and the mean / invstd the forward used.
+// from dout, the forward's x, weight, and the mean / invstd the forward used (p.training
+// says which; momentum and eps are not read).
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                          const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& invstd,
-                         bool training);
+                         const BatchNormParams& p);
 
 }  // namespace mila::cpu

@@ -7,33 +7,15 @@
 //   weight / dweight [Cout, Cin / groups, kh, kw]
 //   bias / dbias     [Cout]
 //   out / dout       [N, Cout, OH, OW]
-// Sizes and validity are checked by the caller (ops/conv2d.cpp); outputs are overwritten.
-// Every kernel gives the same bits for any number of OpenMP threads.
+// Sizes (Conv2dGeometry, ops/conv2d.h) and validity are checked by the caller
+// (ops/conv2d.cpp); outputs are overwritten. Every kernel gives the same bits for any
+// number of OpenMP threads.
 #pragma once
 
-#include <cstdint>
-
+#include "ops/conv2d.h"
 #include "tensor/tensor.h"
 
 namespace mila::cpu {
-
-// Every size a kernel needs, derived once from the shapes and Conv2dParams.
-struct Conv2dGeometry {
-  int64_t N, Cin, H, W;       // input
-  int64_t Cout, kh, kw;       // weight [Cout, Cin / groups, kh, kw]
-  int64_t OH, OW;             // output
-  int64_t sh, sw;             // stride
-  int64_t ph, pw;             // zero padding
-  int64_t dh, dw;             // dilation
-  int64_t groups;
-
-  int64_t cin_g() const { return Cin / groups; }     // input channels per group
-  int64_t cout_g() const { return Cout / groups; }   // output channels per group
-  int64_t k() const { return cin_g() * kh * kw; }    // rows of the im2col matrix (GEMM depth)
-  int64_t ohw() const { return OH * OW; }
-  // A 1x1 kernel with stride 1 and no padding: the input plane is already the im2col matrix.
-  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
-};
 
 // ---- the kernels that ship: each picks the fastest version for the shapes and dtype ------
 // out = conv(x, weight) + bias; bias may be undefined.

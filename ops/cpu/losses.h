@@ -7,18 +7,12 @@
 
 #include <cstdint>
 
+#include "ops/losses.h"
 #include "tensor/tensor.h"
 
 namespace mila::cpu {
 
-// target int64 [n] of a K-class problem: the number of positions to average over (target in
-// [0, K)), and the first position (row-major) whose target is neither ignore_index nor in
-// [0, K) with its value (bad_index -1 if none).
-struct CrossEntropyTargets {
-  int64_t count = 0;
-  int64_t bad_index = -1;
-  int64_t bad_value = 0;
-};
+// target int64 [n] of a K-class problem: its CrossEntropyTargets (ops/losses.h).
 CrossEntropyTargets cross_entropy_targets(const Tensor& target, int64_t classes, int64_t ignore_index);
 
 // logits [N, K, S], target int64 [N, S] (checked: every value is ignore_index or in [0, K)).
@@ -27,12 +21,6 @@ CrossEntropyTargets cross_entropy_targets(const Tensor& target, int64_t classes,
 // dlogits = scale * (softmax(logits) - onehot(target)) at non-ignored positions, 0 elsewhere.
 double cross_entropy_forward(const Tensor& dlogits, const Tensor& logits, const Tensor& target, int64_t ignore_index,
                              double scale);
-
-// A masked sum and the number of valid (mask != 0) elements or pixels.
-struct WeightedSums {
-  double value = 0;
-  double weight = 0;
-};
 
 // a, b [n]: returns sum |a - b|; da = scale * sign(a - b), db = -da.
 double l1_forward(const Tensor& a, const Tensor& b);

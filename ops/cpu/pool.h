@@ -4,19 +4,10 @@
 // [P, OH, OW], P = N * C. Output sizes are computed by the caller (ops/pool.cpp).
 #pragma once
 
-#include <cstdint>
-
+#include "ops/pool.h"
 #include "tensor/tensor.h"
 
 namespace mila::cpu {
-
-struct Pool2dParams {
-  int64_t kh, kw;          // kernel
-  int64_t sh, sw;          // stride
-  int64_t ph, pw;          // padding
-  int64_t dh = 1, dw = 1;  // dilation (max_pool2d only)
-  bool count_include_pad = true;  // avg_pool2d only
-};
 
 // out and indices (int64, h * W + w within the plane; -1 for a window with no in-map value).
 void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x, const Pool2dParams& p);

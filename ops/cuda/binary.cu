@@ -1,6 +1,8 @@
-// binary.cu - elementwise add with broadcasting: one thread per output element, inputs
-// read through their (broadcast) strides.
+// binary.cu - the binary elementwise ops with broadcasting: one thread per output element,
+// inputs read through their (broadcast) strides. Only add has a kernel so far.
 #include "ops/cuda/binary.h"
+
+#include <stdexcept>
 
 #include "ops/cuda/runtime.h"
 
@@ -13,8 +15,6 @@ __global__ void add_kernel(T* out, const T* a, StridedIndexer ai, const T* b, St
     out[i] = a[ai.offset(i)] + b[bi.offset(i)];
 }
 
-}  // namespace
-
 void add(const Tensor& out, const Tensor& a, const Tensor& b) {
   const int64_t n = out.numel();
   if (n == 0) return;
@@ -25,6 +25,18 @@ void add(const Tensor& out, const Tensor& a, const Tensor& b) {
                                           static_cast<const T*>(b.raw_data()), bi, n);
   });
   CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void binary_forward(Op op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  if (!supports(op, out.device())) throw_unsupported(op, out.device());
+  switch (op) {
+    case Op::add: return add(out, a, b);
+    default:  // a CUDA column flipped without its case here
+      throw std::logic_error(std::string(op_name(op)) + ": ops/op_list.h says it has a CUDA kernel, but "
+                             "ops/cuda/binary.cu has no case for it");
+  }
 }
 
 }  // namespace mila::cuda

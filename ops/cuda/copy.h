@@ -1,5 +1,5 @@
-// CUDA kernels of copy_ and fill_ (ops/copy.h): any pair of devices among cpu and cuda,
-// any dtypes, any strides, src broadcast to dst's shape.
+// CUDA kernels of copy_ and fill_ (ops/copy.h), in ops/cuda/copy.cu: any pair of devices
+// among cpu and cuda, any dtypes, any strides, src broadcast to dst's shape.
 #pragma once
 
 #include "tensor/tensor.h"

@@ -1,9 +1,9 @@
 // runtime.cu - device queries and the CUDA allocator (registered at start-up).
 //
 // The allocator calls cudaMalloc/cudaFree directly and counts bytes like the CPU one. A
-// caching allocator (as PyTorch's) comes with the CUDA backend issue, when training on the
-// GPU makes allocation cost visible. Only the current device (cuda:0 unless the program
-// calls cudaSetDevice) is used.
+// caching allocator (as PyTorch's) is worth adding once training on the GPU makes allocation
+// cost visible. Only the current device (cuda:0 unless the program calls cudaSetDevice) is
+// used.
 #include "ops/cuda/runtime.h"
 
 #include "tensor/allocator.h"
@@ -46,7 +46,7 @@ class CudaAllocator final : public Allocator {
 };
 
 // Registered during static initialization; this file is always linked because
-// cuda_compiled() above is referenced by the op table.
+// cuda_compiled() above is referenced by the ops' error (throw_unsupported, ops/op_list.cpp).
 const bool registered = [] {
   static CudaAllocator instance;
   register_allocator(DeviceType::CUDA, &instance);
