@@ -51,14 +51,13 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <memory>
-#include <new>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "ops/cpu/conv2d.h"
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/scratch.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -87,23 +86,13 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t part_begin(int64_t len, int64_t parts, int64_t r) { return len * r / parts; }
 __mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
 
-// A per-thread buffer that grows on demand and is kept between calls (the packed weights
-// and the input copy of a large layer are megabytes; allocating them every call would
-// page-fault them in every call). Slot tells apart buffers alive at the same time.
-template <int Slot>
-float* buffer(size_t count) {
-  struct Free {
-    void operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
-  };
-  thread_local std::unique_ptr<float[], Free> data;
-  thread_local size_t capacity = 0;
-  if (count > capacity) {
-    data.reset();
-    data.reset(static_cast<float*>(::operator new[](count * sizeof(float), std::align_val_t(64))));
-    capacity = count;
-  }
-  return data.get();
-}
+// Per-thread buffers kept between calls (ops/cpu/scratch.h): the packed weights and the input
+// copy of a large layer are megabytes.
+//   kWeights   the packed weights (forward, input backward) or dwt (weight backward)
+//   kInput     the input copy (InputLayout)
+//   kDoutT     a thread's chunk of dout transposed (weight backward)
+//   kZeros     the row of zeros that taps in the padding read (weight backward)
+enum DirectScratch { kWeights, kInput, kDoutT, kZeros };
 
 // The weights of the convolution being computed, read through strides:
 //   W(group, o, c, i, j) = w[group * s_group + o * s_o + c * s_c + i * s_i + j * s_j]
@@ -268,7 +257,7 @@ Input make_input(const Conv2dGeometry& g, const float* x) {
     r.in.chan = g.sw * r.in.wq;
     r.in.row = g.Cin * r.in.chan;
     r.in.image = g.H * r.in.row;
-    r.copy = buffer<1>(size_t(g.N * r.in.image));
+    r.copy = scratch<float>(kInput, size_t(g.N * r.in.image));
     r.in.xq = r.copy;
   }
   r.col_off.resize(size_t(g.kw));
@@ -373,7 +362,7 @@ void direct_conv(float* out, const float* x, const float* bias, const Conv2dGeom
   plan.col_off = input.col_off;
 
   const int64_t panel_floats = plan.Cg * plan.T * kMR;
-  float* wpk = buffer<0>(size_t(g.groups * plan.panels * panel_floats));
+  float* wpk = scratch<float>(kWeights, size_t(g.groups * plan.panels * panel_floats));
   plan.wpk = wpk;
 
   const int64_t row_units = g.N * g.groups * g.OH;  // (n, group, oh), in this order
@@ -515,8 +504,8 @@ void direct_backward_weight(float* dw, const float* dout, const float* x, const 
   const int64_t chunks_per_image = ceil_div(g.OH, chunk_rows);
   const Input input = make_input(g, x);
   const InputLayout& in = input.in;
-  float* dwt = buffer<0>(size_t(K * cpad));
-  float* zeros = buffer<3>(size_t(input.in.wq * g.sw + kVec));  // what taps in the padding read
+  float* dwt = scratch<float>(kWeights, size_t(K * cpad));
+  float* zeros = scratch<float>(kZeros, size_t(input.in.wq * g.sw + kVec));  // what taps in the padding read
   std::fill(zeros, zeros + input.in.wq * g.sw + kVec, 0.f);
   // Per weight row r = (c, i, j): offset of its channel and column in the input, and i dh.
   std::vector<int64_t> r_off(static_cast<size_t>(K)), r_dh(static_cast<size_t>(K));
@@ -538,7 +527,7 @@ void direct_backward_weight(float* dw, const float* dout, const float* x, const 
     const int64_t t0 = part_begin(tiles, team, tid), t1 = part_begin(tiles, team, tid + 1);
     const int64_t ot_lo = t0 / r_panels, ot_hi = t1 > t0 ? (t1 - 1) / r_panels + 1 : ot_lo;
     const int64_t ob_lo = ot_lo * kNR / kVec, ob_hi = std::min(cpad / kVec, ot_hi * kNR / kVec);
-    float* dt = buffer<2>(size_t(chunk_rows * g.OW * cpad));
+    float* dt = scratch<float>(kDoutT, size_t(chunk_rows * g.OW * cpad));
     std::vector<const float*> x_rows(size_t(chunk_rows * kMR));
 #pragma omp barrier
     for (int64_t chunk = 0; chunk < g.N * chunks_per_image; ++chunk) {

@@ -63,11 +63,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "ops/cpu/scratch.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -110,25 +110,9 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Start of piece r when `len` items are cut into `parts` near-equal pieces.
 int64_t part_begin(int64_t len, int64_t parts, int64_t r) { return len * r / parts; }
 
-// ---------------------------------------------------------------------------------
-// Packing buffers: one pair per thread, grown on demand, freed when the thread exits.
-// ---------------------------------------------------------------------------------
-struct AlignedFree {
-    void operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
-};
-
-struct Workspace {
-    std::unique_ptr<float[], AlignedFree> buffer;
-    std::size_t capacity = 0;
-    float* get(std::size_t floats) {
-        if (floats > capacity) {
-            buffer.reset();
-            buffer.reset(static_cast<float*>(::operator new[](floats * sizeof(float), std::align_val_t(64))));
-            capacity = floats;
-        }
-        return buffer.get();
-    }
-};
+// The packed A block and B block of a thread (ops/cpu/scratch.h): kept between calls, as
+// the GEMM runs many times per step on the same shapes.
+enum GemmScratch { kPackedA, kPackedB };
 
 // ---------------------------------------------------------------------------------
 // Packing
@@ -422,13 +406,12 @@ Grid choose_grid(int team, int64_t m, int64_t n) {
 // One thread's rectangle of C, rows [r0, r1) and columns [c0, c1), with K blocks of
 // kc_len: the serial loop nest of the header comment.
 void gemm_block(const GemmParams& p, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int64_t kc_len) {
-    thread_local Workspace a_buffer, b_buffer;
     if (r0 >= r1 || c0 >= c1) return;
     const int64_t k = p.k;
     const int64_t m_blocks = ceil_div(r1 - r0, kMC);
     const int64_t mc_max = ceil_div(r1 - r0, m_blocks);
-    float* const a_pack = a_buffer.get(std::size_t(ceil_div(mc_max, kMR) * kMR * kc_len));
-    float* const b_pack = b_buffer.get(std::size_t(std::min(kNC, ceil_div(c1 - c0, kNR) * kNR) * kc_len));
+    float* const a_pack = scratch<float>(kPackedA, size_t(ceil_div(mc_max, kMR) * kMR * kc_len));
+    float* const b_pack = scratch<float>(kPackedB, size_t(std::min(kNC, ceil_div(c1 - c0, kNR) * kNR) * kc_len));
 
     for (int64_t ib = 0; ib < m_blocks; ++ib) {
         const int64_t ic = r0 + part_begin(r1 - r0, m_blocks, ib);

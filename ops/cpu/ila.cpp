@@ -51,18 +51,17 @@
 #include "ops/cpu/ila.h"
 
 #include <algorithm>
-#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <new>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/scratch.h"
 #include "ops/cpu/simd.h"
 
 #if defined(__AVX512F__)
@@ -155,34 +154,12 @@ inline vec<T> load_masked(const T* p, uint32_t lanes) {
 
 // ---- scratch memory ---------------------------------------------------------------------
 
-// Per-thread buffers, 64-byte aligned (whole vectors never straddle a cache line where the
-// layout allows), kept across tasks and calls: allocating them per task would hand the
-// kernel fresh pages to fault in, a tenth of the forward's time when measured. `slot`
-// names the buffer; the contents are not initialized.
-struct ScratchBuffer {
-  std::byte* data = nullptr;
-  size_t bytes = 0;
-  ScratchBuffer() = default;
-  ScratchBuffer(const ScratchBuffer&) = delete;
-  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  ~ScratchBuffer() { ::operator delete[](data, std::align_val_t(64)); }
-};
-template <typename T>
-T* scratch(int slot, int64_t count) {
-  thread_local std::array<ScratchBuffer, 8> buffers;
-  ScratchBuffer& b = buffers[size_t(slot)];
-  const size_t bytes = std::max<size_t>(size_t(count) * sizeof(T), 64);
-  if (b.bytes < bytes) {
-    ::operator delete[](b.data, std::align_val_t(64));
-    b.data = nullptr;  // stays consistent if the allocation throws
-    b.bytes = 0;
-    b.data = static_cast<std::byte*>(::operator new[](bytes, std::align_val_t(64)));
-    b.bytes = bytes;
-  }
-  return reinterpret_cast<T*>(b.data);
-}
-// The slots.
-enum : int { kBandA, kBandB, kBandW, kLine, kDlogit };
+// Per-thread buffers (ops/cpu/scratch.h), kept across tasks and calls:
+//   kBandA, kBandB  a task's bands [R][N][Wv] (logits or weights, their gradients, transposes)
+//   kBandW          the backward's copy of a band of the forward's weights
+//   kLine           one row of W values
+//   kDlogit         the backward's dlogit [B, N, H, W], in the calling thread's set
+enum IlaScratch { kBandA, kBandB, kBandW, kLine, kDlogit };
 
 // e^x lanewise for x <= 0 or -inf (max-subtracted logits).
 // float: Cephes' expf. x = n ln2 + f with n = round(x / ln2), |f| <= ln2 / 2; e^f from a
