@@ -58,6 +58,7 @@
 #include "ops/cpu/conv2d.h"
 #include "ops/cpu/parallel.h"
 #include "ops/cpu/scratch.h"
+#include "ops/cpu/simd.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -84,7 +85,8 @@ constexpr int64_t kMaxTaps = 64;  // row tap lists up to 8x8 kernels live on the
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t part_begin(int64_t len, int64_t parts, int64_t r) { return len * r / parts; }
-__mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+using simd::first_lanes;
+using simd::transpose_block;
 
 // Per-thread buffers kept between calls (ops/cpu/scratch.h): the packed weights and the input
 // copy of a large layer are megabytes.
@@ -403,46 +405,6 @@ void direct_conv(float* out, const float* x, const float* bias, const Conv2dGeom
 // whichever thread runs it: the result does not depend on the thread count.
 constexpr int64_t kWChunkPixels = 2048;
 
-// GCC 12 warns, wrongly, that the unpack/shuffle intrinsics read an uninitialized register
-// (GCC bug 105593, fixed in GCC 13; see ops/cpu/gemm.cpp).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// dst[q * dst_stride + r] = src[r * src_stride + q] for r < 16, q < cols, reading rows
-// r >= rows and columns q >= cols as zero: a 16 x 16 transpose in registers (pairs of
-// elements, then pairs of pairs within 128-bit lanes, then lanes across registers).
-void transpose_block(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
-                     int64_t dst_stride) {
-  const __mmask16 load_mask = first_lanes(cols);
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i)
-    r[i] = i < rows ? _mm512_maskz_loadu_ps(load_mask, src + i * src_stride) : _mm512_setzero_ps();
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
-    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
-    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
-    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);
-  }
-  for (int q = 0; q < cols; ++q) _mm512_storeu_ps(dst + q * dst_stride, r[q]);
-}
-#pragma GCC diagnostic pop
-
 struct WTileArgs {
   const float* const* x_rows;  // per output row of the chunk, ROWS pointers: input of row r at ow = 0
   const float* dt;             // transposed dout of the chunk at the tile's first channel: [pixel][dt_stride]
@@ -540,7 +502,7 @@ void direct_backward_weight(float* dw, const float* dout, const float* x, const 
         const float* src = channels > 0 ? dout + (n * g.Cout + ob * kVec) * ohw + oh0 * g.OW : dout;
         for (int64_t p0 = 0; p0 < pixels; p0 += kVec)
           transpose_block(src + p0, ohw, channels, std::min<int64_t>(kVec, pixels - p0), dt + p0 * cpad + ob * kVec,
-                          cpad);
+                          cpad, __mmask16(0xFFFF));
       }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t ot = t / r_panels, rp = t % r_panels;  // a tile's dt columns stay in L2 across r panels
