@@ -44,39 +44,20 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <memory>
-#include <new>
+#include <type_traits>
 
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/scratch.h"
 
 namespace mila::cpu {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// ---------------------------------------------------------------------------------------
-// Scratch: one growing buffer per thread and element type, kept between calls (the im2col
-// matrix of a large layer is tens of MB; allocating it fresh would page-fault it in every
-// call).
-// ---------------------------------------------------------------------------------------
-template <typename T>
-T* scratch(size_t count) {
-  struct Buffer {
-    struct Free {
-      void operator()(T* p) const { ::operator delete[](p, std::align_val_t(64)); }
-    };
-    std::unique_ptr<T[], Free> data;
-    size_t capacity = 0;
-  };
-  thread_local Buffer buffer;
-  if (count > buffer.capacity) {
-    buffer.data.reset();
-    buffer.data.reset(static_cast<T*>(::operator new[](count * sizeof(T), std::align_val_t(64))));
-    buffer.capacity = count;
-  }
-  return buffer.data.get();
-}
+// The im2col matrix (cols, or dcols in the input backward): a per-thread buffer kept
+// between calls (ops/cpu/scratch.h); a large layer's is tens of MB.
+enum Conv2dScratch { kColumns };
 
 // ---------------------------------------------------------------------------------------
 // GEMM on either dtype: C[m, n] = A[m, k] B[k, n] + beta C, operands given by strides.
@@ -229,7 +210,7 @@ void forward(T* out, const T* x, const T* w, const T* bias, const Conv2dGeometry
     const T* cols = xg + p0;  // pointwise: x itself, row stride HW
     int64_t cols_rs = HW;
     if (!g.pointwise()) {
-      T* buf = scratch<T>(size_t(K * np));
+      T* buf = scratch<T>(kColumns, size_t(K * np));
       over_channels(inner_parallel, Cg, g.kh * g.kw * np,
                     [&](int64_t c0, int64_t c1) { im2col(xg, g, c0, c1, p0, p1, buf, np); });
       cols = buf;
@@ -257,7 +238,7 @@ void backward_input(T* dx, const T* dout, const T* w, const Conv2dGeometry& g) {
       gemm<T>(Cg, HW, Og, wg, 1, K, dog, OHW, 1, T(0), dxg, HW);
       return;
     }
-    T* dcols = scratch<T>(size_t(K * OHW));
+    T* dcols = scratch<T>(kColumns, size_t(K * OHW));
     gemm<T>(K, OHW, Og, wg, 1, K, dog, OHW, 1, T(0), dcols, OHW);
     over_channels(inner_parallel, Cg, g.kh * g.kw * OHW,
                   [&](int64_t c0, int64_t c1) { col2im(dcols, g, c0, c1, dxg); });
@@ -280,7 +261,7 @@ void backward_weight(T* dw, const T* dout, const T* x, const Conv2dGeometry& g) 
         const T* cols = xg + p0;
         int64_t cols_rs = HW;
         if (!g.pointwise()) {
-          T* buf = scratch<T>(size_t(K * np));
+          T* buf = scratch<T>(kColumns, size_t(K * np));
           over_channels(inner_parallel, Cg, g.kh * g.kw * np,
                         [&](int64_t c0, int64_t c1) { im2col(xg, g, c0, c1, p0, p1, buf, np); });
           cols = buf;

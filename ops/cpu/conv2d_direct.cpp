@@ -51,14 +51,14 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <memory>
-#include <new>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "ops/cpu/conv2d.h"
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/scratch.h"
+#include "ops/cpu/simd.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -85,25 +85,16 @@ constexpr int64_t kMaxTaps = 64;  // row tap lists up to 8x8 kernels live on the
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t part_begin(int64_t len, int64_t parts, int64_t r) { return len * r / parts; }
-__mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+using simd::first_lanes;
+using simd::transpose_block;
 
-// A per-thread buffer that grows on demand and is kept between calls (the packed weights
-// and the input copy of a large layer are megabytes; allocating them every call would
-// page-fault them in every call). Slot tells apart buffers alive at the same time.
-template <int Slot>
-float* buffer(size_t count) {
-  struct Free {
-    void operator()(float* p) const { ::operator delete[](p, std::align_val_t(64)); }
-  };
-  thread_local std::unique_ptr<float[], Free> data;
-  thread_local size_t capacity = 0;
-  if (count > capacity) {
-    data.reset();
-    data.reset(static_cast<float*>(::operator new[](count * sizeof(float), std::align_val_t(64))));
-    capacity = count;
-  }
-  return data.get();
-}
+// Per-thread buffers kept between calls (ops/cpu/scratch.h): the packed weights and the input
+// copy of a large layer are megabytes.
+//   kWeights   the packed weights (forward, input backward) or dwt (weight backward)
+//   kInput     the input copy (InputLayout)
+//   kDoutT     a thread's chunk of dout transposed (weight backward)
+//   kZeros     the row of zeros that taps in the padding read (weight backward)
+enum DirectScratch { kWeights, kInput, kDoutT, kZeros };
 
 // The weights of the convolution being computed, read through strides:
 //   W(group, o, c, i, j) = w[group * s_group + o * s_o + c * s_c + i * s_i + j * s_j]
@@ -268,7 +259,7 @@ Input make_input(const Conv2dGeometry& g, const float* x) {
     r.in.chan = g.sw * r.in.wq;
     r.in.row = g.Cin * r.in.chan;
     r.in.image = g.H * r.in.row;
-    r.copy = buffer<1>(size_t(g.N * r.in.image));
+    r.copy = scratch<float>(kInput, size_t(g.N * r.in.image));
     r.in.xq = r.copy;
   }
   r.col_off.resize(size_t(g.kw));
@@ -373,7 +364,7 @@ void direct_conv(float* out, const float* x, const float* bias, const Conv2dGeom
   plan.col_off = input.col_off;
 
   const int64_t panel_floats = plan.Cg * plan.T * kMR;
-  float* wpk = buffer<0>(size_t(g.groups * plan.panels * panel_floats));
+  float* wpk = scratch<float>(kWeights, size_t(g.groups * plan.panels * panel_floats));
   plan.wpk = wpk;
 
   const int64_t row_units = g.N * g.groups * g.OH;  // (n, group, oh), in this order
@@ -413,46 +404,6 @@ void direct_conv(float* out, const float* x, const float* bias, const Conv2dGeom
 // dwt lives in a buffer between chunks. Every tile sums its chunks in the same order on
 // whichever thread runs it: the result does not depend on the thread count.
 constexpr int64_t kWChunkPixels = 2048;
-
-// GCC 12 warns, wrongly, that the unpack/shuffle intrinsics read an uninitialized register
-// (GCC bug 105593, fixed in GCC 13; see ops/cpu/gemm.cpp).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// dst[q * dst_stride + r] = src[r * src_stride + q] for r < 16, q < cols, reading rows
-// r >= rows and columns q >= cols as zero: a 16 x 16 transpose in registers (pairs of
-// elements, then pairs of pairs within 128-bit lanes, then lanes across registers).
-void transpose_block(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
-                     int64_t dst_stride) {
-  const __mmask16 load_mask = first_lanes(cols);
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i)
-    r[i] = i < rows ? _mm512_maskz_loadu_ps(load_mask, src + i * src_stride) : _mm512_setzero_ps();
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
-    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
-    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
-    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);
-  }
-  for (int q = 0; q < cols; ++q) _mm512_storeu_ps(dst + q * dst_stride, r[q]);
-}
-#pragma GCC diagnostic pop
 
 struct WTileArgs {
   const float* const* x_rows;  // per output row of the chunk, ROWS pointers: input of row r at ow = 0
@@ -515,8 +466,8 @@ void direct_backward_weight(float* dw, const float* dout, const float* x, const 
   const int64_t chunks_per_image = ceil_div(g.OH, chunk_rows);
   const Input input = make_input(g, x);
   const InputLayout& in = input.in;
-  float* dwt = buffer<0>(size_t(K * cpad));
-  float* zeros = buffer<3>(size_t(input.in.wq * g.sw + kVec));  // what taps in the padding read
+  float* dwt = scratch<float>(kWeights, size_t(K * cpad));
+  float* zeros = scratch<float>(kZeros, size_t(input.in.wq * g.sw + kVec));  // what taps in the padding read
   std::fill(zeros, zeros + input.in.wq * g.sw + kVec, 0.f);
   // Per weight row r = (c, i, j): offset of its channel and column in the input, and i dh.
   std::vector<int64_t> r_off(static_cast<size_t>(K)), r_dh(static_cast<size_t>(K));
@@ -538,7 +489,7 @@ void direct_backward_weight(float* dw, const float* dout, const float* x, const 
     const int64_t t0 = part_begin(tiles, team, tid), t1 = part_begin(tiles, team, tid + 1);
     const int64_t ot_lo = t0 / r_panels, ot_hi = t1 > t0 ? (t1 - 1) / r_panels + 1 : ot_lo;
     const int64_t ob_lo = ot_lo * kNR / kVec, ob_hi = std::min(cpad / kVec, ot_hi * kNR / kVec);
-    float* dt = buffer<2>(size_t(chunk_rows * g.OW * cpad));
+    float* dt = scratch<float>(kDoutT, size_t(chunk_rows * g.OW * cpad));
     std::vector<const float*> x_rows(size_t(chunk_rows * kMR));
 #pragma omp barrier
     for (int64_t chunk = 0; chunk < g.N * chunks_per_image; ++chunk) {
@@ -551,7 +502,7 @@ void direct_backward_weight(float* dw, const float* dout, const float* x, const 
         const float* src = channels > 0 ? dout + (n * g.Cout + ob * kVec) * ohw + oh0 * g.OW : dout;
         for (int64_t p0 = 0; p0 < pixels; p0 += kVec)
           transpose_block(src + p0, ohw, channels, std::min<int64_t>(kVec, pixels - p0), dt + p0 * cpad + ob * kVec,
-                          cpad);
+                          cpad, __mmask16(0xFFFF));
       }
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t ot = t / r_panels, rp = t % r_panels;  // a tile's dt columns stay in L2 across r panels

@@ -51,18 +51,14 @@
 #include "ops/cpu/ila.h"
 
 #include <algorithm>
-#include <array>
 #include <bit>
-#include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
-#include <new>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/scratch.h"
 #include "ops/cpu/simd.h"
 
 #if defined(__AVX512F__)
@@ -97,6 +93,7 @@ using simd::ivec;
 using simd::load;
 using simd::store;
 using simd::splat;
+using simd::exp_nonpositive;
 
 // A whole vector to 64-byte aligned p with a streaming (non-temporal) store: the line goes
 // to memory without being read into the cache first (no read-for-ownership) and without
@@ -155,62 +152,12 @@ inline vec<T> load_masked(const T* p, uint32_t lanes) {
 
 // ---- scratch memory ---------------------------------------------------------------------
 
-// Per-thread buffers, 64-byte aligned (whole vectors never straddle a cache line where the
-// layout allows), kept across tasks and calls: allocating them per task would hand the
-// kernel fresh pages to fault in, a tenth of the forward's time when measured. `slot`
-// names the buffer; the contents are not initialized.
-struct ScratchBuffer {
-  std::byte* data = nullptr;
-  size_t bytes = 0;
-  ScratchBuffer() = default;
-  ScratchBuffer(const ScratchBuffer&) = delete;
-  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  ~ScratchBuffer() { ::operator delete[](data, std::align_val_t(64)); }
-};
-template <typename T>
-T* scratch(int slot, int64_t count) {
-  thread_local std::array<ScratchBuffer, 8> buffers;
-  ScratchBuffer& b = buffers[size_t(slot)];
-  const size_t bytes = std::max<size_t>(size_t(count) * sizeof(T), 64);
-  if (b.bytes < bytes) {
-    ::operator delete[](b.data, std::align_val_t(64));
-    b.data = nullptr;  // stays consistent if the allocation throws
-    b.bytes = 0;
-    b.data = static_cast<std::byte*>(::operator new[](bytes, std::align_val_t(64)));
-    b.bytes = bytes;
-  }
-  return reinterpret_cast<T*>(b.data);
-}
-// The slots.
-enum : int { kBandA, kBandB, kBandW, kLine, kDlogit };
-
-// e^x lanewise for x <= 0 or -inf (max-subtracted logits).
-// float: Cephes' expf. x = n ln2 + f with n = round(x / ln2), |f| <= ln2 / 2; e^f from a
-// degree-6 polynomial (relative error about 1e-7), 2^n built in the exponent bits. Below
-// -87.34 the result would leave the normal floats: those lanes (and -inf) give 0.
-inline vec<float> exp_nonpositive(vec<float> x) {
-  const vec<float> lo = splat(-87.3365448f);
-  const ivec<float> tiny = x < lo;
-  x = tiny ? lo : x;
-  const vec<float> magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const vec<float> n = (x * 1.44269504088896341f + magic) - magic;
-  const vec<float> f = x - n * 0.693359375f - n * -2.12194440e-4f;  // ln2 in two parts
-  vec<float> p = splat(1.9875691500e-4f);
-  p = p * f + 1.3981999507e-3f;
-  p = p * f + 8.3334519073e-3f;
-  p = p * f + 4.1665795894e-2f;
-  p = p * f + 1.6666665459e-1f;
-  p = p * f + 5.0000001201e-1f;
-  const vec<float> ef = p * f * f + f + 1.0f;
-  const ivec<float> exponent = (__builtin_convertvector(n, ivec<float>) + 127) << 23;
-  const vec<float> y = ef * std::bit_cast<vec<float>>(exponent);
-  return tiny ? vec<float>{} : y;
-}
-// double: std::exp per lane (float64 serves the gradient checks; speed is not its point).
-inline vec<double> exp_nonpositive(vec<double> x) {
-  for (int64_t l = 0; l < Simd<double>::lanes; ++l) x[l] = std::exp(x[l]);
-  return x;
-}
+// Per-thread buffers (ops/cpu/scratch.h), kept across tasks and calls:
+//   kBandA, kBandB  a task's bands [R][N][Wv] (logits or weights, their gradients, transposes)
+//   kBandW          the backward's copy of a band of the forward's weights
+//   kLine           one row of W values
+//   kDlogit         the backward's dlogit [B, N, H, W], in the calling thread's set
+enum IlaScratch { kBandA, kBandB, kBandW, kLine, kDlogit };
 
 // ---- geometry ---------------------------------------------------------------------------
 

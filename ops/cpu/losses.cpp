@@ -9,8 +9,9 @@
 //   - Vector math. std::exp / std::log / std::sqrt do not vectorize without -ffast-math (and
 //     the auto-vectorizer gives up on loops with float comparisons), and a scalar expf costs
 //     more than reading its argument from DRAM. The math that needs it is written on 64-byte
-//     vectors (GCC's vector extension) with Cephes' exp and log polynomials for float (~1 ulp)
-//     below; float64 (the gradient checks' type) calls the std:: functions per lane.
+//     vectors (GCC's vector extension) with Cephes' exp and log polynomials for float (1 to
+//     2.5 ulp, ops/cpu/simd.h); float64 (the gradient checks' type) calls the std:: functions
+//     per lane.
 //   - One DRAM pass per tensor. cross_entropy and normalize reduce over channels that are S
 //     (or I) values apart; they work on a block of kPixels neighbouring positions at a time,
 //     looping channels outside and positions inside (contiguous, vectorized), and the block
@@ -50,6 +51,9 @@ using simd::ivec;
 using simd::load;
 using simd::store;
 using simd::splat;
+using simd::exp_nonpositive;  // for x <= 0: exp(x - max), exp(-|x|)
+using simd::log_ge1;          // for x >= 1: a sum of exps whose largest term is 1
+using simd::log1p_unit;       // for e in [0, 1]: ln(1 + exp(-|x|))
 
 template <typename Vec>  // Vec: vec<float> or vec<double>
 inline Vec vmax(Vec a, Vec b) {
@@ -58,71 +62,6 @@ inline Vec vmax(Vec a, Vec b) {
 template <typename Vec>
 inline Vec vabs(Vec a) {
   return a < 0 ? -a : a;
-}
-
-// e^x lanewise for x <= 0 (all these kernels need: exp(x - max), exp(-|x|)). float: Cephes'
-// expf. x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2 (ln2 split in two parts so r
-// is exact), e^r by a degree-5 polynomial (relative error ~1e-7), times 2^n built in the
-// exponent bits. n is rounded by adding 1.5 * 2^23 (the float sum keeps no fraction bits) and
-// read back from the sum's bits, with no float-to-int conversion: a NaN then gives NaN through
-// the polynomial, with no extra test. Below -87.34 (2^n would leave the normal floats) the
-// result is 0, and -inf gives 0.
-inline vec<float> exp_nonpositive(vec<float> x) {
-  const vec<float> lo = splat(-87.3365448f);  // ln(2^-126)
-  const vec<float> xc = x < lo ? lo : x;
-  const vec<float> magic = splat(12582912.0f);  // 1.5 * 2^23
-  const vec<float> shifted = xc * 1.44269504088896341f + magic;
-  const vec<float> n = shifted - magic;  // round(x / ln2), in [-126, 0]
-  const vec<float> r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  vec<float> p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const vec<float> er = p * r * r + r + 1.0f;
-  const ivec<float> ni = std::bit_cast<ivec<float>>(shifted) - std::bit_cast<ivec<float>>(magic);  // n as an integer
-  const vec<float> y = er * std::bit_cast<vec<float>>((ni + 127) << 23);
-  return x < lo ? vec<float>{} : y;
-}
-
-// ln x lanewise for x >= 1 (all these kernels need: a sum of exps whose largest term is 1,
-// and 1 + e). float: Cephes' logf: x = m 2^e with m in [sqrt(1/2), sqrt(2)),
-// ln m = f - f^2 / 2 + f^3 P(f) (f = m - 1, P of degree 8), plus e ln2 (in two parts).
-// +inf gives +inf, NaN gives NaN.
-inline vec<float> log_ge1(vec<float> x) {
-  const ivec<float> bits = std::bit_cast<ivec<float>>(x);
-  ivec<float> e = ((bits >> 23) & 0xff) - 126;  // x = m 2^e, m in [0.5, 1)
-  const vec<float> m = std::bit_cast<vec<float>>((bits & 0x007fffff) | 0x3f000000);
-  const ivec<float> low = m < 0.707106781186547524f;
-  e = low ? e - 1 : e;
-  const vec<float> f = low ? m + m - 1.0f : m - 1.0f;
-  const vec<float> z = f * f;
-  vec<float> p = splat(7.0376836292e-2f);
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  const vec<float> fe = __builtin_convertvector(e, vec<float>);
-  vec<float> y = p * f * z;
-  y += -2.12194440e-4f * fe;
-  y += -0.5f * z;
-  y = (f + y) + 0.693359375f * fe;
-  const ivec<float> special = (x != x) | (x == std::numeric_limits<float>::infinity());
-  return special ? x : y;
-}
-
-// ln(1 + e) lanewise for e in [0, 1], accurate for tiny e: with u = 1 + e rounded,
-// ln(1 + e) = ln(u) * e / (u - 1) (Goldberg's trick: u's rounding error cancels), e where u = 1.
-inline vec<float> log1p_unit(vec<float> e) {
-  const vec<float> u = e + 1.0f;
-  const ivec<float> exact = u == 1.0f;
-  const vec<float> d = exact ? splat(1.0f) : u - 1.0f;
-  return exact ? e : log_ge1(u) * (e / d);
 }
 
 // Lanewise square root, correctly rounded. std::sqrt does not vectorize unless -fno-math-errno
@@ -136,20 +75,6 @@ inline vec<double> vsqrt(vec<double> x) {
   for (int64_t l = 0; l < Simd<double>::lanes; ++l) x[l] = std::sqrt(x[l]);
   return x;
 #endif
-}
-
-// double (the gradient checks' type; speed is not its point): the library functions per lane.
-inline vec<double> exp_nonpositive(vec<double> x) {
-  for (int64_t l = 0; l < Simd<double>::lanes; ++l) x[l] = std::exp(std::min(x[l], 0.0));
-  return x;
-}
-inline vec<double> log_ge1(vec<double> x) {
-  for (int64_t l = 0; l < Simd<double>::lanes; ++l) x[l] = std::log(x[l]);
-  return x;
-}
-inline vec<double> log1p_unit(vec<double> x) {
-  for (int64_t l = 0; l < Simd<double>::lanes; ++l) x[l] = std::log1p(x[l]);
-  return x;
 }
 
 // ---- fixed-order sums ------------------------------------------------------------------------
