@@ -49,10 +49,15 @@ struct Config {
   bool mimic = true;   // false: no L1 and no adversarial term (Table 3 ablation)
 
   std::string to_json() const;
-  // Unknown keys, wrong types and unknown task or weighting names throw std::invalid_argument
-  // naming the key (or listing the valid names).
+  // Unknown keys, wrong types (3.7 where an integer belongs: never rounded), values out of
+  // range and unknown task or weighting names throw std::invalid_argument naming the field,
+  // the value and the rule (or listing the valid names).
   static Config from_json(const std::string& text);
-  // Throws std::invalid_argument when fields are inconsistent (even L, C < 16, ...).
+  // Config::from_json of a file's text; every error, the JSON parser's included, names the file.
+  static Config from_file(const std::string& path);
+  // Throws std::invalid_argument naming the field, its value and the allowed range. The
+  // ranges (config.cpp) bound what can be built at all; whether a training step fits in
+  // the machine's memory is mila/memory.h's estimate, checked before a run starts.
   void validate() const;
   int64_t task_channels(Task task) const;  // -1 when absent
 };
