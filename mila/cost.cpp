@@ -2,6 +2,7 @@
 // mila/model.cpp build; tests/test_cost.cpp holds the two to each other.
 #include "mila/cost.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -20,6 +21,7 @@ int64_t conv_out(int64_t in, int64_t kernel, int64_t stride, int64_t padding, in
 struct ResNetWalk {
   int64_t macs = 0, params = 0;
   MapSize out;
+  ResNetActivations activations;  // conv output elements (double: sizes far beyond any run still add up)
 };
 
 ResNetWalk walk_resnet(int depth, int64_t w, int64_t height, int64_t width, bool dilated) {
@@ -29,6 +31,9 @@ ResNetWalk walk_resnet(int depth, int64_t w, int64_t height, int64_t width, bool
   ResNetWalk r;
   auto conv = [&](int64_t cin, int64_t cout, int64_t k, int64_t out_h, int64_t out_w) {
     r.macs += out_h * out_w * cout * cin * k * k;
+    const double elements = double(out_h) * double(out_w) * double(cout);
+    r.activations.total += elements;
+    r.activations.largest = std::max(r.activations.largest, elements);
     r.params += cout * cin * k * k + 2 * cout;  // the conv and the batch norm after it
   };
   // Stem: conv1 7x7/2 pad 3, then maxpool 3x3/2 pad 1.
@@ -94,6 +99,13 @@ int64_t resnet_macs(int depth, int64_t width, int64_t height, int64_t image_widt
     throw std::invalid_argument("mila::resnet_macs: sizes must be positive, got width " + std::to_string(width) +
                                 " and image " + std::to_string(height) + "x" + std::to_string(image_width));
   return walk_resnet(depth, width, height, image_width, dilated).macs;
+}
+
+ResNetActivations resnet_activations(int depth, int64_t width, int64_t height, int64_t image_width, bool dilated) {
+  if (height <= 0 || image_width <= 0 || width <= 0)
+    throw std::invalid_argument("mila::resnet_activations: sizes must be positive, got width " + std::to_string(width) +
+                                " and image " + std::to_string(height) + "x" + std::to_string(image_width));
+  return walk_resnet(depth, width, height, image_width, dilated).activations;
 }
 
 int64_t resnet_parameters(int depth, int64_t width) { return walk_resnet(depth, width, 64, 64, false).params; }

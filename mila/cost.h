@@ -50,6 +50,12 @@ MapSize feature_size(int64_t height, int64_t width, bool dilated = true);
 
 // MACs of ResNet(depth, width) without fc on a 3 x height x width image (batch 1).
 int64_t resnet_macs(int depth, int64_t width, int64_t height, int64_t image_width, bool dilated = true);
+// The conv outputs of ResNet(depth, width) without fc on one 3 x height x width image, in
+// elements: their sum and the largest (mila/memory.h estimates activation memory from them).
+struct ResNetActivations {
+  double total = 0, largest = 0;
+};
+ResNetActivations resnet_activations(int depth, int64_t width, int64_t height, int64_t image_width, bool dilated = true);
 // Parameters of ResNet(depth, width) without fc (conv weights and batch-norm weight and bias).
 int64_t resnet_parameters(int depth, int64_t width);
 

@@ -11,8 +11,11 @@
 namespace mila {
 
 Stream::Stream(Model& model, StreamOptions options) : model_(model), options_(options) {
-  if (options_.adaptive && options_.drift_threshold < 0)
-    throw std::invalid_argument("Stream: drift_threshold must be >= 0, got " + std::to_string(options_.drift_threshold));
+  // !(x >= 0) also refuses NaN, with which every drift comparison would be false.
+  if (options_.adaptive && !(options_.drift_threshold >= 0))
+    throw std::invalid_argument("Stream: drift_threshold must be a number >= 0, got " + std::to_string(options_.drift_threshold));
+  if (options_.max_interval < 0)
+    throw std::invalid_argument("Stream: max_interval must be >= 0 (0: no cap), got " + std::to_string(options_.max_interval));
 }
 
 void Stream::reset() {

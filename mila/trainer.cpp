@@ -15,6 +15,7 @@
 #include "mila/baseline.h"
 #include "mila/checkpoint.h"
 #include "mila/evaluate.h"
+#include "mila/options_check.h"
 #include "mila/pictures.h"
 #include "nn/safetensors.h"
 #include "ops/factory.h"
@@ -113,11 +114,13 @@ Trainer::Trainer(TrainOptions options) : options_(std::move(options)), start_(Cl
 Trainer::~Trainer() = default;
 
 void Trainer::setup() {
+  check_train_options(options_);  // every option before any work: mila/options_check.h
   if (options_.threads > 0) set_num_threads(options_.threads);
   if (!options_.resume.empty()) resume_settings();
   out_ = options_.out;
   fs::create_directories(out_);
   open_data();
+  check_training_run(options_, *train_);  // the run's length and memory, at the data's frame size
   build_model();
   if (!resumed_.empty()) restore_checkpoint();
   summary_.first_step = first_;
