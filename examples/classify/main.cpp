@@ -20,6 +20,7 @@
 
 #include "autograd/grad_mode.h"
 #include "data/imagenet.h"
+#include "examples/flag_checks.h"
 #include "nn/resnet.h"
 #include "nn/safetensors.h"
 #include "ops/threads.h"
@@ -66,7 +67,9 @@ int main(int argc, char** argv) {
   app.add_option("--top", top, "how many classes to print")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--raw", raw, "write the logits (`logits`, F32 [1, 1000]) to this safetensors file");
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
-  app.add_option("--threads", threads, "OpenMP threads (0: the runtime's default)")->capture_default_str();
+  app.add_option("--threads", threads, "OpenMP threads (0: the runtime's default)")
+      ->check(within(mila::train_ranges::threads))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {

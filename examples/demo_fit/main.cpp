@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "examples/flag_checks.h"
 #include "ops/ops.h"
 
 using namespace mila;
@@ -28,9 +29,9 @@ int main(int argc, char** argv) {
   double lr = 0.05;
   uint64_t seed = 0;
   CLI::App app{"Fit a small MLP on generated data with MILA-cpp's tensors and autograd"};
-  app.add_option("--steps", steps, "gradient steps")->check(CLI::PositiveNumber);
-  app.add_option("--lr", lr, "learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "random seed");
+  app.add_option("--steps", steps, "gradient steps")->check(within(integers(1, 100'000'000)));
+  app.add_option("--lr", lr, "learning rate")->check(within(positive_numbers()));
+  app.add_option("--seed", seed, "random seed")->check(within(mila::train_ranges::seed));
   CLI11_PARSE(app, argc, argv);
   manual_seed(seed);
 

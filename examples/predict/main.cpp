@@ -8,6 +8,12 @@
 // depth on a ramp over that frame's range, normal as (n + 1) / 2) and prints the frame's
 // latency and MACs. --raw also writes <out>/outputs.safetensors
 // with "<task>.<t>" F32 [1, channels, H, W] for every frame t (0-based), at the input size.
+//
+// The cost of a frame grows with its pixels (an 8000x8000 frame takes minutes), so frames
+// above --max-pixels (default 2048x2048, twice the paper's largest input, Cityscapes at
+// 1024x2048) are refused before the first forward pass with their size and cost, and so
+// are frames whose estimated memory exceeds what the machine has available
+// (mila/options_check.h, mila/memory.h).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -17,6 +23,7 @@
 #include "data/image_io.h"
 #include "data/nyu.h"
 #include "data/visualize.h"
+#include "examples/flag_checks.h"
 #include "mila/checkpoint.h"
 #include "mila/stream.h"
 #include "nn/safetensors.h"
@@ -48,13 +55,17 @@ int main(int argc, char** argv) {
   bool raw = false;
   int threads = 0;
   double adaptive = -1;
+  int64_t max_pixels = kDefaultMaxFramePixels;
   CLI::App app{"Run a MILA checkpoint over a folder of video frames, frame by frame"};
   app.add_option("--checkpoint", checkpoint, "MILA checkpoint (safetensors with mila.config)")->required();
   app.add_option("--frames", frames_dir, "folder of frames (.png/.jpg, name order)")->required();
   app.add_option("--out", out_dir, "output folder")->required();
   app.add_flag("--raw", raw, "also write outputs.safetensors with every frame's outputs");
-  app.add_option("--threads", threads, "OpenMP threads (0: the runtime's default)");
-  app.add_option("--adaptive", adaptive, "adaptive keyframes with this drift threshold (mila/stream.h)");
+  app.add_option("--threads", threads, "OpenMP threads (0: the runtime's default)")->check(within(train_ranges::threads));
+  app.add_option("--adaptive", adaptive, "adaptive keyframes with this drift threshold (mila/stream.h)")->check(within(numbers(0)));
+  app.add_option("--max-pixels", max_pixels, "refuse frames with more pixels (height x width) than this")
+      ->check(within(integers(1, int64_t(1) << 40)))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -75,7 +86,14 @@ int main(int argc, char** argv) {
                 options.adaptive ? ", adaptive keyframes" : "");
     for (size_t t = 0; t < files.size(); ++t) {
       const Tensor rgb = data::read_rgb(files[t].string());  // uint8 [3, H, W]; throws naming the file
-      if (t == 0) height = rgb.size(1), width = rgb.size(2);
+      if (t == 0) {
+        height = rgb.size(1), width = rgb.size(2);
+        try {  // before the first forward pass
+          check_stream_frame(model->config(), height, width, max_pixels);
+        } catch (const std::exception& e) {
+          throw std::runtime_error("predict: " + files[t].string() + ": " + e.what());
+        }
+      }
       if (rgb.size(1) != height || rgb.size(2) != width)
         throw std::runtime_error("predict: " + files[t].string() + " is " + std::to_string(rgb.size(2)) + "x" +
                                  std::to_string(rgb.size(1)) + ", the first frame " + std::to_string(width) + "x" +

@@ -13,11 +13,12 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <sstream>
+#include <vector>
 
 #include "data/image_io.h"
 #include "data/nyu.h"
 #include "data/synthetic.h"
+#include "examples/flag_checks.h"
 #include "mila/checkpoint.h"
 #include "mila/metrics.h"
 #include "mila/stream.h"
@@ -65,9 +66,11 @@ int main(int argc, char** argv) {
   CLI::App app{"Accuracy and cost of keyframe policies on whole validation sequences"};
   app.add_option("--checkpoint", checkpoint, "MILA checkpoint")->required();
   app.add_option("--data", data_dir, "NYUv2-video root (default: train_nyu's synthetic set)");
-  app.add_option("--thresholds", thresholds, "adaptive drift thresholds, comma-separated")->capture_default_str();
+  app.add_option("--thresholds", thresholds, "adaptive drift thresholds, comma-separated, each >= 0")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
+    // Checked before the model and the data are read.
+    const std::vector<double> drift_thresholds = parse_number_list("--thresholds", thresholds, numbers(0));
     std::unique_ptr<Model> model = load_model(checkpoint);
     model->eval();
     if (data_dir.empty()) {
@@ -88,9 +91,11 @@ int main(int argc, char** argv) {
       rows.push_back(run(slow_only, val, "Slow on every frame (K = 1)", {}));
     }
     rows.push_back(run(*model, val, "Fast after frame 0", {true, 1e30, 0, false}));
-    std::stringstream list(thresholds);
-    for (std::string item; std::getline(list, item, ',');)
-      rows.push_back(run(*model, val, "adaptive, drift > " + item, {true, std::stod(item), 0, false}));
+    for (const double threshold : drift_thresholds) {
+      char name[64];
+      std::snprintf(name, sizeof name, "adaptive, drift > %g", threshold);
+      rows.push_back(run(*model, val, name, {true, threshold, 0, false}));
+    }
 
     std::printf("%zu validation sequences, %lld annotated frames, %s\n\n", val.sequences().size(), (long long)val.size(),
                 data_dir.c_str());

@@ -9,9 +9,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <string>
 
+#include "examples/flag_checks.h"
 #include "mila/trainer.h"
 #include "ops/threads.h"
 
@@ -46,33 +46,49 @@ int main(int argc, char** argv) {
   app.add_option("--frame-size", frame_size, "cityscapes: resize frames on load to HxW, e.g. 256x512 (default: as stored)");
   app.add_option("--cache", o.cache, "where the synthetic set is rendered (default " + default_cache_dir() + ")");
   app.add_option("--config", config_file, "model configuration (JSON, SPEC 4 fields); default: the small configuration");
-  auto* steps = app.add_option("--steps", o.steps, "training steps (default 1800)")->check(CLI::PositiveNumber);
-  app.add_option("--epochs", o.epochs, "training epochs (instead of --steps)")->check(CLI::PositiveNumber)->excludes(steps);
-  app.add_option("--batch", o.batch, "clips per batch")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--lr", o.lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  namespace r = train_ranges;  // the same ranges the library checks (mila/options_check.h)
+  auto* steps = app.add_option("--steps", o.steps, "training steps (default 1800)")->check(within(integers(1, kMaxSteps)));
+  app.add_option("--epochs", o.epochs, "training epochs (instead of --steps)")
+      ->check(within(integers(1, kMaxSteps)))
+      ->excludes(steps);
+  app.add_option("--batch", o.batch, "clips per batch")->check(within(r::batch))->capture_default_str();
+  app.add_option("--lr", o.lr, "learning rate")->check(within(r::lr))->capture_default_str();
   add_name_option(app, "--optimizer", o.optimizer, kOptimizerNames);
-  app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
-  app.add_option("--weight-decay", o.weight_decay, "weight decay (L2, PyTorch's)")->capture_default_str();
+  app.add_option("--momentum", o.momentum, "SGD momentum")->check(within(r::momentum))->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay, "weight decay (L2, PyTorch's)")->check(within(r::weight_decay))->capture_default_str();
   add_name_option(app, "--schedule", o.schedule, kScheduleNames);
-  app.add_option("--warmup", o.warmup, "linear warm-up steps")->capture_default_str();
-  app.add_option("--clip-grad", o.clip_grad, "clip the gradient norm to this value (0: off)")->capture_default_str();
+  app.add_option("--warmup", o.warmup, "linear warm-up steps")->check(within(r::warmup))->capture_default_str();
+  app.add_option("--clip-grad", o.clip_grad, "clip the gradient norm to this value (0: off)")
+      ->check(within(r::clip_grad))
+      ->capture_default_str();
   app.add_flag("--no-augment", no_augment, "no scale/crop/flip/colour augmentation");
-  app.add_option("--seed", o.seed, "random seed (initialization, sampling, augmentation)")->capture_default_str();
-  app.add_option("--threads", o.threads, "OpenMP threads (0: the runtime's default)")->capture_default_str();
-  app.add_option("--workers", o.workers, "data loader threads")->capture_default_str();
+  app.add_option("--seed", o.seed, "random seed (initialization, sampling, augmentation)")
+      ->check(within(r::seed))
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "OpenMP threads (0: the runtime's default)")->check(within(r::threads))->capture_default_str();
+  app.add_option("--workers", o.workers, "data loader threads")->check(within(r::workers))->capture_default_str();
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   app.add_option("--init", o.init, "initial weights: FILE (MILA), slow=FILE or fast=FILE (ResNet); repeatable");
   app.add_option("--resume", o.resume, "continue the run whose --out folder this is");
   app.add_option("--out", o.out, "output folder")->capture_default_str();
-  app.add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->capture_default_str();
-  app.add_option("--eval-every", o.eval_every, "steps between evaluations (0: at the end only)")->capture_default_str();
+  app.add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")
+      ->check(within(r::checkpoint_every))
+      ->capture_default_str();
+  app.add_option("--eval-every", o.eval_every, "steps between evaluations (0: at the end only)")
+      ->check(within(r::eval_every))
+      ->capture_default_str();
+  // -1 or a positive count: the library's check (mila/options_check.h) says so by name.
   app.add_option("--eval-samples", o.eval_samples, "validation samples per evaluation (-1: all)")->capture_default_str();
-  app.add_option("--visualize", o.visualize, "validation clips drawn per evaluation")->capture_default_str();
+  app.add_option("--visualize", o.visualize, "validation clips drawn per evaluation")->check(within(r::visualize))->capture_default_str();
   app.add_option("--dump-first-batch", o.dump_first_batch, "write the first training batch (safetensors)");
-  app.add_option("--height", height, "synthetic frames' height")->capture_default_str();
-  app.add_option("--width", width, "synthetic frames' width")->capture_default_str();
-  app.add_option("--train-sequences", o.synthetic.train_sequences, "synthetic training sequences")->capture_default_str();
-  app.add_option("--val-sequences", o.synthetic.val_sequences, "synthetic validation sequences")->capture_default_str();
+  app.add_option("--height", height, "synthetic frames' height")->check(within(r::frame_side))->capture_default_str();
+  app.add_option("--width", width, "synthetic frames' width")->check(within(r::frame_side))->capture_default_str();
+  app.add_option("--train-sequences", o.synthetic.train_sequences, "synthetic training sequences")
+      ->check(within(r::sequences))
+      ->capture_default_str();
+  app.add_option("--val-sequences", o.synthetic.val_sequences, "synthetic validation sequences")
+      ->check(within(r::sequences))
+      ->capture_default_str();
   app.add_flag("--quiet", quiet, "no progress line");
   CLI11_PARSE(app, argc, argv);
 
@@ -96,24 +112,15 @@ int main(int argc, char** argv) {
       }
       if (o.dataset != "cityscapes") throw std::invalid_argument("train_nyu: --frame-size applies to --dataset cityscapes only");
     }
-    if (!config_file.empty()) {
-      std::ifstream f(config_file);
-      if (!f) throw std::runtime_error("train_nyu: cannot read --config " + config_file);
-      std::stringstream text;
-      text << f.rdbuf();
-      try {
-        o.model = Config::from_json(text.str());
-      } catch (const std::exception& e) {
-        throw std::runtime_error("train_nyu: --config " + config_file + ": " + e.what());
-      }
-    }
-    train_nyu(o);
+    if (!config_file.empty()) o.model = Config::from_file(config_file);  // errors name the file and the field
+    train_nyu(o);  // checks every option before any work (mila/options_check.h)
     return 0;
   } catch (const NonFiniteLoss& e) {
     std::fprintf(stderr, "\n%s\n", e.what());
     return 3;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "\ntrain_nyu: %s\n", e.what());
+    const std::string what = e.what();
+    std::fprintf(stderr, "\n%s%s\n", what.rfind("train_nyu", 0) == 0 ? "" : "train_nyu: ", what.c_str());
     return 1;
   }
 }
