@@ -131,6 +131,7 @@ void check_train_options(const TrainOptions& o, int64_t available_bytes) {
   if (o.steps > 0)  // with --epochs the run's length needs the data: check_training_run
     check_flag("--warmup", o.warmup, integers(0, o.steps), "the warm-up must end within the run's " + std::to_string(o.steps) + " steps");
   check_flag("--clip-grad", o.clip_grad, r::clip_grad, "0 turns clipping off");
+  check_flag("--max-loss-factor", o.max_loss_factor, r::max_loss_factor, "0 turns the bound off");
   check_flag("--threads", int64_t(o.threads), r::threads, "0 leaves the runtime's default");
   check_flag("--workers", int64_t(o.workers), r::workers);
   check_flag("--checkpoint-every", o.checkpoint_every, r::checkpoint_every);

@@ -58,6 +58,7 @@ inline constexpr NumberRange weight_decay = numbers(0);
 inline constexpr NumberRange beta2 = numbers(0, 1, /*max_excluded=*/true);
 inline constexpr NumberRange warmup = integers(0, kMaxSteps);
 inline constexpr NumberRange clip_grad = numbers(0);          // 0: off
+inline constexpr NumberRange max_loss_factor = numbers(0);    // 0: never stop on the loss's size
 inline constexpr NumberRange threads = integers(0, 1024);     // 0: the runtime's default
 inline constexpr NumberRange workers = integers(0, 64);       // 0: batches made on the training thread
 inline constexpr NumberRange checkpoint_every = integers(1, kMaxSteps);

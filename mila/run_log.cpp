@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -20,16 +21,7 @@ std::string log_header(const std::vector<std::string>& columns) {
 
 }  // namespace
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.flush();
-    if (!f) throw std::runtime_error("train_nyu: cannot write " + tmp.string());
-  }
-  fs::rename(tmp, path);
-}
+void write_text_atomic(const fs::path& path, const std::string& text) { replace_file_durably(path, text); }
 
 std::string read_text(const fs::path& path) {
   std::ifstream f(path, std::ios::binary);
@@ -76,15 +68,16 @@ RunLog::RunLog(const fs::path& path, const Config& cfg, int64_t first_step) : co
     }
     write_text_atomic(path, kept);
   }
-  file_.open(path, std::ios::app);
+  file_.emplace(path);
 }
 
 void RunLog::append(int64_t step, int64_t epoch, double lr, const std::vector<double>& losses, double seconds,
                     double frames_per_s) {
-  file_ << step << "," << epoch << "," << exact_text(lr);
-  for (double v : losses) file_ << "," << exact_text(v);
-  file_ << "," << exact_text(seconds) << "," << exact_text(frames_per_s) << "\n";
-  file_.flush();
+  std::ostringstream line;
+  line << step << "," << epoch << "," << exact_text(lr);
+  for (double v : losses) line << "," << exact_text(v);
+  line << "," << exact_text(seconds) << "," << exact_text(frames_per_s) << "\n";
+  file_->append(line.str());
   rows_.push_back({step, losses});
 }
 

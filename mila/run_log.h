@@ -5,15 +5,17 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "mila/config.h"
+#include "mila/durable_io.h"
 
 namespace mila {
 
-// Writes text to path through a temporary file and a rename (never half a file).
+// Writes text to path through a temporary file, fsync and a rename (never half a file);
+// throws WriteError naming the file and the cause (mila/durable_io.h).
 void write_text_atomic(const std::filesystem::path& path, const std::string& text);
 std::string read_text(const std::filesystem::path& path);
 
@@ -33,8 +35,11 @@ class RunLog {
   RunLog(const std::filesystem::path& path, const Config& cfg, int64_t first_step);
 
   const std::vector<std::string>& columns() const { return columns_; }
-  // One step's row, flushed; `losses` in the order of columns().
+  // One step's row, as one write of the whole line (a failure throws WriteError); `losses`
+  // in the order of columns().
   void append(int64_t step, int64_t epoch, double lr, const std::vector<double>& losses, double seconds, double frames_per_s);
+  // fsync: the rows so far are on disk (before a checkpoint that follows them is).
+  void sync() { file_->sync(); }
   // The curves of every row so far as an SVG.
   void write_plot(const std::filesystem::path& path) const;
 
@@ -45,7 +50,7 @@ class RunLog {
   };
   std::vector<std::string> columns_;
   std::vector<Row> rows_;  // the kept rows and those appended since: what the plot draws
-  std::ofstream file_;
+  std::optional<AppendFile> file_;
 };
 
 }  // namespace mila

@@ -8,15 +8,17 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 
 #include "data/cityscapes.h"
 #include "data/nyu.h"
 #include "mila/baseline.h"
 #include "mila/checkpoint.h"
+#include "mila/durable_io.h"
 #include "mila/evaluate.h"
 #include "mila/options_check.h"
 #include "mila/pictures.h"
+#include "mila/run_checkpoint.h"
+#include "mila/run_settings.h"
 #include "nn/safetensors.h"
 #include "ops/factory.h"
 #include "ops/threads.h"
@@ -47,30 +49,6 @@ void dump_batch(const std::string& path, const data::Batch& b) {
                            {"depth", b.depth},
                            {"normal", b.normal}},
                     {{"offset", std::to_string(b.offset)}, {"batch_index", std::to_string(b.index)}});
-}
-
-// The checkpoint is DIR/checkpoint/, written as DIR/checkpoint.tmp/ and swapped in with
-// renames; when a crash falls between the renames, DIR/checkpoint.old/ is the valid one.
-fs::path find_checkpoint(const fs::path& dir) {
-  if (fs::exists(dir / "checkpoint" / "state.json")) return dir / "checkpoint";
-  if (fs::exists(dir / "checkpoint.old" / "state.json")) return dir / "checkpoint.old";
-  throw std::runtime_error("train_nyu --resume: no checkpoint in " + dir.string() + " (expected " +
-                           (dir / "checkpoint" / "state.json").string() + ")");
-}
-
-// The run's settings as every checkpoint's state.json keeps them ("options"); a resumed run
-// must match those that fix its batches and updates (Trainer::resume_settings).
-nlohmann::json run_settings(const TrainOptions& o, int64_t total) {
-  return {{"seed", o.seed},
-          {"batch", o.batch},
-          {"optimizer", kOptimizerNames.name(o.optimizer)},
-          {"lr", o.lr},
-          {"augment", o.augment},
-          {"data", o.data},
-          {"schedule", kScheduleNames.name(o.schedule)},
-          {"steps", total},
-          {"threads", o.threads},
-          {"dataset", o.dataset}};
 }
 
 nlohmann::json results_json(const MetricResults& r) { return nlohmann::json::parse(metrics_json(r)); }
@@ -115,39 +93,59 @@ Trainer::~Trainer() = default;
 
 void Trainer::setup() {
   check_train_options(options_);  // every option before any work: mila/options_check.h
+  if (!options_.resume.empty()) {
+    resume_settings();
+  } else if (const std::optional<fs::path> found = latest_checkpoint(options_.out)) {
+    // Starting over would replace that run's checkpoints: never silently.
+    throw std::invalid_argument("train_nyu: " + options_.out + " holds a run already (" + found->string() + "): --resume " +
+                                options_.out + " continues it, another --out starts a new one");
+  }
   if (options_.threads > 0) set_num_threads(options_.threads);
-  if (!options_.resume.empty()) resume_settings();
   out_ = options_.out;
   fs::create_directories(out_);
   open_data();
   check_training_run(options_, *train_);  // the run's length and memory, at the data's frame size
   build_model();
-  if (!resumed_.empty()) restore_checkpoint();
+  if (resumed_) restore_checkpoint();
   summary_.first_step = first_;
   summary_.steps = total_;
   log_ = std::make_unique<RunLog>(out_ / "log.csv", options_.model, first_);
   start_loop();
 }
 
-// A resumed run's own settings come back from its checkpoint.
+// A resumed run's settings and loop state come back from its newest complete checkpoint,
+// checked before anything of the run's folder is touched.
 void Trainer::resume_settings() {
-  options_.out = options_.resume;
-  resumed_ = find_checkpoint(options_.out);
-  const nlohmann::json state = nlohmann::json::parse(read_text(resumed_ / "state.json"));
-  options_.model = read_model_config((resumed_ / "model.safetensors").string());
-  const nlohmann::json& saved = state.at("options");
-  // What fixes the sequence of batches and updates must match, or "resume" would be a
-  // different run; say which one differs.
-  // `before`: the value of an option that older runs did not record.
-  auto same = [&](const char* key, const nlohmann::json& now, const nlohmann::json& before = nullptr) {
-    const nlohmann::json was = saved.contains(key) || before.is_null() ? saved.at(key) : before;
-    if (was != now)
-      throw std::invalid_argument(std::string("train_nyu --resume: --") + key + " " + now.dump() + " differs from the run's " +
-                                  was.dump() + " (" + (resumed_ / "state.json").string() + ")");
-  };
-  const nlohmann::json now = run_settings(options_, 0);
-  for (const char* key : {"seed", "batch", "optimizer", "lr", "augment", "data", "schedule"}) same(key, now.at(key));
-  same("dataset", options_.dataset, "nyu");  // runs before --dataset were NYUv2
+  std::vector<std::string> passed_over;
+  const std::optional<fs::path> found = latest_checkpoint(options_.resume, &passed_over);
+  for (const std::string& why : passed_over) std::printf("passed over %s\n", why.c_str());
+  if (!found)
+    throw std::runtime_error("train_nyu --resume: no checkpoint in " + options_.resume + " (expected a complete " +
+                             (fs::path(options_.resume) / "checkpoint-<step>").string() + " folder)");
+  const fs::path state_file = *found / "state.json";
+  Resumed r;
+  r.dir = *found;
+  nlohmann::json run;
+  try {
+    const nlohmann::json state = nlohmann::json::parse(read_text(state_file));
+    r.step = state.at("step").get<int64_t>();
+    r.total = state.at("total_steps").get<int64_t>();
+    r.first_loss = state.at("first_loss").get<double>();
+    r.dwa = state.at("dwa").get<std::string>();
+    run = state.at("run");
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("train_nyu --resume: " + state_file.string() + ": " + e.what());
+  }
+  if (r.step < 0 || r.total < 1 || r.step > r.total)
+    throw std::runtime_error("train_nyu --resume: " + state_file.string() + " says step " + std::to_string(r.step) +
+                             " of a " + std::to_string(r.total) + "-step run: a checkpoint's step lies in 0.." +
+                             std::to_string(r.total) + "; refusing to resume from it");
+  if (found->filename() != checkpoint_name(r.step))
+    throw std::runtime_error("train_nyu --resume: " + state_file.string() + " says step " + std::to_string(r.step) +
+                             " but lies in " + found->filename().string() + "; refusing to resume from it");
+  restore_run_settings(options_, run, state_file.string());
+  resumed_ = r;
+  last_checkpoint_ = *found;
 }
 
 void Trainer::open_data() {
@@ -215,15 +213,18 @@ void Trainer::build_model() {
 }
 
 void Trainer::restore_checkpoint() {
-  const nlohmann::json state = nlohmann::json::parse(read_text(resumed_ / "state.json"));
-  const safetensors::Contents m = safetensors::read((resumed_ / "model.safetensors").string());
+  const fs::path& dir = resumed_->dir;
+  if (total_ != resumed_->total)
+    throw std::runtime_error("train_nyu --resume: the run has " + std::to_string(resumed_->total) + " steps, its settings now give " +
+                             std::to_string(total_) + " (has the training split changed?)");
+  const safetensors::Contents m = safetensors::read((dir / "model.safetensors").string());
   model_->load_state_dict(nn::NamedTensors(m.tensors.begin(), m.tensors.end()), /*strict=*/true);
-  const safetensors::Contents s = safetensors::read((resumed_ / "optimizer.safetensors").string());
+  const safetensors::Contents s = safetensors::read((dir / "optimizer.safetensors").string());
   optimizer_->load_state_dict(nn::NamedTensors(s.tensors.begin(), s.tensors.end()));
-  dwa_.load_state_json(state.at("dwa").get<std::string>());
-  first_ = state.at("step").get<int64_t>();
-  step_ = first_;
-  std::printf("resuming %s at step %lld of %lld\n", resumed_.string().c_str(), (long long)first_, (long long)total_);
+  dwa_.load_state_json(resumed_->dwa);
+  first_loss_ = resumed_->first_loss;
+  first_ = step_ = resumed_->step;
+  std::printf("resuming %s at step %lld of %lld\n", dir.string().c_str(), (long long)first_, (long long)total_);
 }
 
 // The loader from the first step on, the progress line and the loop's clock.
@@ -241,6 +242,12 @@ void Trainer::start_loop() {
 }
 
 // ---- the loop -----------------------------------------------------------------------------------
+
+void Trainer::diverged(int64_t step, const std::string& what, const std::string& consequence) const {
+  progress_->break_line();
+  throw Diverged("train_nyu: step " + std::to_string(step) + ": " + what + "; " + consequence + ": the last good checkpoint is " +
+                 (last_checkpoint_.empty() ? "none (none was written)" : last_checkpoint_.string()));
+}
 
 // The terms in the log's column order: total, each task, then l1 and disc with mimic.
 std::vector<double> Trainer::loss_values(const LossTerms& terms) const {
@@ -260,16 +267,16 @@ void Trainer::step() {
   const DynamicWeightAverage* dwa = options_.model.weighting == Weighting::dwa ? &dwa_ : nullptr;
   const LossTerms terms = training_losses(*model_, to_model_batch(b, options_.device), dwa);
   const std::vector<double> values = loss_values(terms);
-  for (size_t i = 0; i < values.size(); ++i)
-    if (!std::isfinite(values[i])) {
-      progress_->break_line();
-      throw NonFiniteLoss("train_nyu: step " + std::to_string(step_) + ": loss term '" + log_->columns()[i] + "' is " +
-                          exact_text(values[i]) + "; stopped without saving: the last good checkpoint is " +
-                          (out_ / "checkpoint").string());
-    }
+  if (step_ == 0) first_loss_ = values[0];
+  if (const std::string why = loss_divergence(log_->columns(), values, first_loss_, options_.max_loss_factor); !why.empty())
+    diverged(step_, why, "stopped without saving");
   optimizer_->zero_grad();
   terms.total.backward();
-  if (options_.clip_grad > 0) nn::clip_grad_norm(model_->parameters(), options_.clip_grad);
+  const std::vector<Tensor> params = model_->parameters();
+  const double grad_norm = options_.clip_grad > 0 ? nn::clip_grad_norm(params, options_.clip_grad) : nn::grad_norm(params);
+  if (!std::isfinite(grad_norm))
+    diverged(step_, "the gradient norm is " + exact_text(grad_norm) + " (the loss terms were finite)",
+             "stopped before the update, nothing saved");
   optimizer_->step();
   for (size_t i = 0; i < task_names_.size(); ++i) dwa_.record(task_names_[i], values[1 + i]);
   if ((step_ + 1) % per_epoch_ == 0) dwa_.end_epoch();
@@ -282,17 +289,26 @@ void Trainer::step() {
 }
 
 void Trainer::save() {
-  const fs::path tmp = out_ / "checkpoint.tmp", cur = out_ / "checkpoint", old = out_ / "checkpoint.old";
-  const nlohmann::json state = {{"step", step_}, {"dwa", dwa_.state_json()}, {"options", run_settings(options_, total_)}};
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  save_model((tmp / "model.safetensors").string(), *model_, {{"step", std::to_string(step_)}});
-  safetensors::write((tmp / "optimizer.safetensors").string(), optimizer_->state_dict());
-  write_text_atomic(tmp / "state.json", state.dump(2));
-  fs::remove_all(old);
-  if (fs::exists(cur)) fs::rename(cur, old);
-  fs::rename(tmp, cur);
-  fs::remove_all(old);
+  for (const auto& [what, tensors] : {std::pair{"model", model_->state_dict()}, std::pair{"optimizer", optimizer_->state_dict()}})
+    if (const std::string bad = first_non_finite(tensors); !bad.empty())
+      diverged(step_ - 1, std::string("after the update, the ") + what + "'s tensor " + bad + " is not finite",
+               "the checkpoint was not written");
+  log_->sync();  // the rows before the checkpoint are on disk no later than it is
+  const nlohmann::json state = {{"step", step_},
+                                {"total_steps", total_},
+                                {"first_loss", first_loss_},
+                                {"dwa", dwa_.state_json()},
+                                {"run", run_settings_json(options_)}};
+  last_checkpoint_ = commit_checkpoint(out_, step_, [&](const fs::path& dir) {
+    // safetensors::write makes its file durably itself (a temporary file, fsync, rename); its
+    // calls are not crash points, but a kill inside it leaves this unfinished folder just as
+    // a kill at the crash point before it does.
+    crash_point();
+    save_model((dir / "model.safetensors").string(), *model_, {{"step", std::to_string(step_)}});
+    crash_point();
+    safetensors::write((dir / "optimizer.safetensors").string(), optimizer_->state_dict());
+    write_file_durably(dir / "state.json", state.dump(2) + "\n");
+  });
   log_->write_plot(out_ / "loss.svg");
 }
 
@@ -302,7 +318,7 @@ MetricResults Trainer::evaluate() {
   const MetricResults r = mila::evaluate(*model_, *val_, eval_options);
   std::printf("%s", metrics_table(r, "validation, step " + std::to_string(step_)).c_str());
   const nlohmann::json line = {{"step", step_}, {"metrics", results_json(r)}};
-  std::ofstream(out_ / "eval.jsonl", std::ios::app) << line.dump() << "\n";
+  AppendFile(out_ / "eval.jsonl").append(line.dump() + "\n");
   if (options_.visualize > 0) {
     char name[32];
     std::snprintf(name, sizeof name, "step_%06lld", (long long)step_);
@@ -335,7 +351,9 @@ TrainSummary Trainer::run() {
 TrainSummary Trainer::finish() {
   loader_.reset();
   if (first_ == total_) save();  // nothing to do, but leave a consistent folder
+  crash_point();  // as in save(): safetensors::write's own calls are not crash points
   save_model((out_ / "model.safetensors").string(), *model_, {{"step", std::to_string(total_)}});
+  sync_directory(out_);
   std::printf("trained steps %lld..%lld in %s; model: %s\n", (long long)first_, (long long)total_,
               clock_text(seconds_since(loop_start_)).c_str(), (out_ / "model.safetensors").string().c_str());
   if (options_.final_eval) {

@@ -10,26 +10,31 @@
 //      optimizer and learning-rate schedule.
 //   2. step, until the last: a batch from the prefetching loader (SPEC 4.4 sampling),
 //      training_losses(), backward, optional gradient clipping, optimizer step, schedule.
-//      Every loss term is checked: NaN or infinity stops the run naming the step and the
-//      term, before anything is saved (the last good checkpoint stays).
+//      Note [divergence] (mila/divergence.h): a loss term or the gradient norm that is NaN
+//      or infinite, or a total loss past --max-loss-factor times the run's first, stops the
+//      run naming the step and the term, before the update and before anything is saved.
 //   3. save every checkpoint_every steps and after the last; evaluate every eval_every steps
-//      and at the end.
+//      and at the end. A save first checks that every model and optimizer tensor is finite.
 //   The output folder: log.csv (every term per step) and loss.svg (the curves; mila/run_log.h),
-//   checkpoint/ (model, optimizer and loop state, replaced atomically), model.safetensors (the
-//   final model, for examples/predict), eval.jsonl and metrics.txt (SPEC 4.5 on the validation
-//   split, next to a constant-prediction baseline: mila/baseline.h), vis/ (pictures of a few
-//   validation clips: input, ground truth and prediction per task; mila/pictures.h).
+//   checkpoint-<step>/ (model, optimizer and loop state; mila/run_checkpoint.h's Note
+//   [checkpoint rotation]), model.safetensors (the final model, for examples/predict),
+//   eval.jsonl and metrics.txt (SPEC 4.5 on the validation split, next to a constant-prediction
+//   baseline: mila/baseline.h), vis/ (pictures of a few validation clips: input, ground truth
+//   and prediction per task; mila/pictures.h). Every write is checked: one that fails stops
+//   the run with a WriteError naming the file and the cause (mila/durable_io.h).
 //
-// Resume (--resume DIR): model, optimizer, DWA state and the loader's batch counter come
-// back from DIR/checkpoint; log rows after that step are dropped; the loader's batches are
-// a pure function of (seed, batch index), so on the CPU, with the same seed and thread
-// count, the resumed run logs exactly the losses an uninterrupted run logs.
+// Resume (--resume DIR): the run's settings (mila/run_settings.h: fixed ones may not change,
+// a few adjustable ones may), model, optimizer, DWA state and the step come back from DIR's
+// newest complete checkpoint; log rows from that step on are dropped; the loader's batches
+// are a pure function of (seed, batch index), so on the CPU, with the same thread count, the
+// resumed run logs exactly the losses an uninterrupted run logs and ends with the same bytes.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,6 +43,7 @@
 #include "data/synthetic.h"
 #include "data/video_dataset.h"
 #include "mila/config.h"
+#include "mila/divergence.h"
 #include "mila/metrics.h"
 #include "mila/names.h"
 #include "mila/progress.h"
@@ -96,9 +102,13 @@ struct TrainOptions {
   int64_t eval_samples = -1; // validation samples per evaluation (-1: all)
   int64_t visualize = 4;     // validation clips drawn per evaluation
   std::string dump_first_batch;  // safetensors file for the first training batch
+  double max_loss_factor = 100;  // Note [divergence]; 0: no bound
   bool progress = true;      // the progress line (a line per ~2% when not a terminal)
   bool final_eval = true;
   int64_t stop_after = -1;   // tests: stop after this many steps as if killed (no save)
+  // The flags the command line gave ("--lr"): a resumed run takes every other setting from
+  // its checkpoint, and refuses a given one that would change the run (mila/run_settings.h).
+  std::vector<std::string> flags_given;
 };
 
 struct TrainSummary {
@@ -107,11 +117,6 @@ struct TrainSummary {
   bool interrupted = false;           // stop_after ended the run
   bool evaluated = false;
   MetricResults metrics, baseline;    // at the end (when final_eval), and the constant baseline
-};
-
-// Thrown when a loss term is NaN or infinite; the message names the step and the term.
-struct NonFiniteLoss : std::runtime_error {
-  using std::runtime_error::runtime_error;
 };
 
 // $XDG_CACHE_HOME/mila-cpp or ~/.cache/mila-cpp (./.cache/mila-cpp without a home).
@@ -137,32 +142,45 @@ class Trainer {
   // Everything the first step needs: a resumed run's own settings and state, the data, the
   // model, optimizer and schedule, the log, the loader.
   void setup();
-  // One training step: the next batch, the loss terms (checked finite), backward, the update,
-  // the log row and the progress line.
+  // One training step: the next batch, the loss terms, backward, the update, the log row and
+  // the progress line; Diverged before the update when Note [divergence] says so.
   void step();
-  // The checkpoint after the steps so far (replacing the previous one as a whole) and the plot.
+  // The checkpoint after the steps so far (Note [checkpoint rotation]) and the plot; Diverged,
+  // with nothing written, when a model or optimizer tensor is not finite.
   void save();
   // SPEC 4.5's metrics on the validation split after the steps so far: printed, appended to
   // eval.jsonl, and pictures of the first clips under vis/step_N.
   MetricResults evaluate();
   // The whole run: setup(), the steps with their saves and evaluations, then finish().
   TrainSummary run();
+  // The model being trained (after setup()).
+  Model& model() { return *model_; }
 
  private:
+  // The checkpoint a resumed run continues.
+  struct Resumed {
+    std::filesystem::path dir;
+    int64_t step = 0, total = 0;
+    double first_loss = 0;
+    std::string dwa;
+  };
   // setup()'s parts, in order.
-  void resume_settings();     // a resumed run: its settings from its checkpoint, checked
+  void resume_settings();     // a resumed run: its settings and state from its checkpoint, checked
   void open_data();           // the splits (the synthetic set rendered when needed), validated
   void build_model();         // model, optimizer, the run's length and schedule, DWA
   void restore_checkpoint();  // a resumed run: model, optimizer and DWA state, the first step
   void start_loop();          // the loader, the progress line, the loop's clock
   std::vector<double> loss_values(const LossTerms& terms) const;  // in log column order
+  // Note [divergence]: throws Diverged naming the step, `what`, and the last good checkpoint.
+  [[noreturn]] void diverged(int64_t step, const std::string& what, const std::string& consequence) const;
   // After the last step: the final model, and the final metrics next to the constant baseline.
   TrainSummary finish();
 
   using Clock = std::chrono::steady_clock;
   TrainOptions options_;
   std::filesystem::path out_;
-  std::filesystem::path resumed_;  // the checkpoint folder a resumed run continues; empty: a new run
+  std::optional<Resumed> resumed_;      // none: a new run
+  std::filesystem::path last_checkpoint_;  // the newest this run wrote or resumed; empty: none yet
   Clock::time_point start_, loop_start_;
   std::unique_ptr<data::VideoDataset> train_, val_;
   std::unique_ptr<Model> model_;
@@ -174,6 +192,7 @@ class Trainer {
   int64_t first_ = 0, total_ = 0;  // this run does steps [first_, total_)
   int64_t step_ = 0;               // the next step to run: the steps done so far
   double frames_done_ = 0;
+  double first_loss_ = 0;  // the run's first total loss: Note [divergence]'s reference
   std::unique_ptr<RunLog> log_;
   std::unique_ptr<data::PrefetchLoader> loader_;
   std::unique_ptr<ProgressLine> progress_;

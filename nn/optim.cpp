@@ -162,7 +162,7 @@ void Adam::load_state_dict(const NamedTensors& state) {
 }
 
 // ---- clipping and schedules ----
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+double grad_norm(const std::vector<Tensor>& params) {
   NoGradGuard no_grad;
   double total = 0;
   for (const Tensor& p : params)
@@ -170,7 +170,12 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
       const Tensor g = p.grad().to(DType::Float64);
       total += sum(mul(g, g)).item<double>();
     }
-  const double norm = std::sqrt(total);
+  return std::sqrt(total);
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  NoGradGuard no_grad;
+  const double norm = grad_norm(params);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1)
     for (const Tensor& p : params)

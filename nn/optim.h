@@ -84,6 +84,9 @@ class Adam : public Optimizer {
   std::vector<std::vector<Tensor>> m_, v_;
 };
 
+// The global L2 norm of the parameters' gradients (those that have one), summed in float64;
+// NaN or infinity when a gradient holds one (what a training loop checks before its update).
+double grad_norm(const std::vector<Tensor>& params);
 // Scales all gradients so that their joint L2 norm is at most max_norm (torch's
 // clip_grad_norm_, with its 1e-6 in the denominator); returns the norm before clipping.
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);

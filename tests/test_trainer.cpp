@@ -6,62 +6,19 @@
 #include <sstream>
 
 #include "mila/checkpoint.h"
+#include "mila/run_checkpoint.h"
 #include "mila/trainer.h"
 #include "nn/safetensors.h"
 #include "test_util.h"
 #include "tests/cityscapes_tree.h"
+#include "tests/trainer_runs.h"
 
 using namespace mila;
+using mila::test::loss_rows;
+using mila::test::read;
 using mila::test::TempDir;
+using mila::test::tiny_run;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string read(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// The loss columns of log.csv (step, epoch, lr and the terms; not the timing columns).
-std::vector<std::string> loss_rows(const fs::path& log) {
-  std::vector<std::string> rows;
-  std::istringstream in(read(log));
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    size_t cut = line.size();
-    for (int k = 0; k < 2; ++k) cut = line.rfind(',', cut - 1);  // drop seconds, frames_per_s
-    rows.push_back(line.substr(0, cut));
-  }
-  return rows;
-}
-
-// 2 train sequences, 1 val sequence of 6 frames at 32x48; a model of ~100k parameters.
-TrainOptions tiny_run(const fs::path& cache, const fs::path& out) {
-  TrainOptions o;
-  o.cache = cache.string();
-  o.synthetic.height = 32, o.synthetic.width = 48;
-  o.synthetic.train_sequences = 2, o.synthetic.val_sequences = 1;
-  o.synthetic.frames_per_sequence = 6;
-  o.synthetic.annotate_first = 1, o.synthetic.annotate_stride = 2;
-  o.synthetic.seed = 3;
-  o.model.slow_depth = 18, o.model.fast_depth = 18;
-  o.model.width = 8, o.model.C = 16, o.model.D = 8, o.model.L = 3, o.model.K = 2;
-  o.steps = 4;
-  o.batch = 2;
-  o.lr = 1e-3;
-  o.workers = 1;
-  o.checkpoint_every = 2;
-  o.progress = false;
-  o.final_eval = false;
-  o.visualize = 0;
-  o.out = out.string();
-  return o;
-}
-
-}  // namespace
 
 TEST_CASE("train_nyu: a run writes its folder, and a resumed run logs exactly what an uninterrupted one does") {
   TempDir dir("resume");
@@ -72,9 +29,12 @@ TEST_CASE("train_nyu: a run writes its folder, and a resumed run logs exactly wh
   const TrainSummary s = train_nyu(whole);
   CHECK(s.steps == 4);
   CHECK(!s.interrupted);
-  for (const char* f : {"log.csv", "loss.svg", "model.safetensors", "checkpoint/model.safetensors",
-                        "checkpoint/optimizer.safetensors", "checkpoint/state.json"})
+  for (const char* f : {"log.csv", "loss.svg", "model.safetensors", "checkpoint-00000004/model.safetensors",
+                        "checkpoint-00000004/optimizer.safetensors", "checkpoint-00000004/state.json",
+                        "checkpoint-00000004/manifest.json"})
     CHECK_MESSAGE(fs::exists(dir.path / "whole" / f), f);
+  CHECK(latest_checkpoint(dir.path / "whole") == dir.path / "whole" / "checkpoint-00000004");
+  CHECK(!fs::exists(dir.path / "whole" / "checkpoint-00000002"));  // replaced by the newer one
   const std::vector<std::string> expected = loss_rows(dir.path / "whole" / "log.csv");
   REQUIRE(expected.size() == 4);
   CHECK(expected[0].rfind("0,0,", 0) == 0);
@@ -92,7 +52,7 @@ TEST_CASE("train_nyu: a run writes its folder, and a resumed run logs exactly wh
   CHECK(dump.find("normal").shape() == Shape{2, 3, 32, 48});
 
   // The checkpoint's state keeps the options' names as the command line spells them.
-  const std::string state = read(dir.path / "whole" / "checkpoint" / "state.json");
+  const std::string state = read(dir.path / "whole" / "checkpoint-00000004" / "state.json");
   CHECK(state.find(R"("optimizer": "adam")") != std::string::npos);
   CHECK(state.find(R"("schedule": "constant")") != std::string::npos);
 
@@ -111,9 +71,10 @@ TEST_CASE("train_nyu: a run writes its folder, and a resumed run logs exactly wh
   CHECK(r.first_step == 2);
   CHECK(loss_rows(dir.path / "part" / "log.csv") == expected);
 
-  // A resume whose settings differ from the run's is refused, naming the setting.
+  // A resume given a setting that differs from the run's is refused, naming the setting.
   TrainOptions other = resume;
   other.seed = 9;
+  other.flags_given = {"--seed"};
   CHECK_THROWS_WITH_AS(train_nyu(other), doctest::Contains("--seed"), std::invalid_argument);
 }
 
@@ -138,7 +99,7 @@ TEST_CASE("train_nyu: bad input is refused before training") {
     CHECK_THROWS_WITH((void)kOptimizerNames.parse("lbfgs"), doctest::Contains("--optimizer"));
     test::check_throws_with([] { (void)kOptimizerNames.parse("lbfgs"); }, {"lbfgs", "adam or sgd"});
   }
-  CHECK(!fs::exists(dir.path / "out" / "checkpoint"));
+  CHECK(!latest_checkpoint(dir.path / "out"));
 }
 
 TEST_CASE("train_nyu: optimizer and schedule names, parsed once from the command line") {
@@ -159,15 +120,19 @@ TEST_CASE("train_nyu: a non-finite loss stops the run naming the step and the te
   o.momentum = 0;
   o.steps = 12;
   o.checkpoint_every = 1;
+  o.max_loss_factor = 0;  // no bound on the loss's size: this is about NaN and infinity
   try {
     train_nyu(o);
-    FAIL("expected NonFiniteLoss");
-  } catch (const NonFiniteLoss& e) {
+    FAIL("expected Diverged");
+  } catch (const Diverged& e) {
     const std::string what = e.what();
     CHECK(what.find("step ") != std::string::npos);
     CHECK(what.find("loss term '") != std::string::npos);
     // Every checkpoint on disk is from a step whose losses were finite.
-    const std::string state = read(dir.path / "out" / "checkpoint" / "state.json");
+    const std::optional<fs::path> last = latest_checkpoint(dir.path / "out");
+    REQUIRE(last);
+    CHECK(what.find(last->string()) != std::string::npos);
+    const std::string state = read(*last / "state.json");
     CHECK(state.find("\"step\"") != std::string::npos);
   }
 }
@@ -216,6 +181,7 @@ TEST_CASE("train_nyu --dataset cityscapes: trains and evaluates on the official 
   o.frame_height = 24, o.frame_width = 40;
   o.final_eval = false;
   CHECK(train_nyu(o).steps == 2);
+  o.out = (dir.path / "refused").string();
   o.dataset = "kitti";
   test::check_throws_with([&] { train_nyu(o); }, {"--dataset", "kitti"});
   o.dataset = "cityscapes";

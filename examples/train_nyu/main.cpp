@@ -3,7 +3,7 @@
 //   ./build/train_nyu                                   the synthetic set, the small model
 //   ./build/train_nyu --data /data/nyuv2_video --config examples/train_nyu/configs/paper.json
 //        --init slow=resnet101.safetensors --init fast=resnet18.safetensors --epochs 50   (one line)
-//   ./build/train_nyu --resume runs/train_nyu           continue an interrupted run
+//   ./build/train_nyu --resume runs/train_nyu           continue an interrupted run (its own settings)
 //
 // Everything the run does is in mila/trainer.h; this file only turns flags into options.
 #include <CLI/CLI.hpp>
@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "data loader threads")->check(within(r::workers))->capture_default_str();
   app.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   app.add_option("--init", o.init, "initial weights: FILE (MILA), slow=FILE or fast=FILE (ResNet); repeatable");
-  app.add_option("--resume", o.resume, "continue the run whose --out folder this is");
+  app.add_option("--resume", o.resume,
+                 "continue the run whose --out folder this is, with its own settings (docs/train_nyu.md: what may change)");
   app.add_option("--out", o.out, "output folder")->capture_default_str();
   app.add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")
       ->check(within(r::checkpoint_every))
@@ -89,8 +90,14 @@ int main(int argc, char** argv) {
   app.add_option("--val-sequences", o.synthetic.val_sequences, "synthetic validation sequences")
       ->check(within(r::sequences))
       ->capture_default_str();
+  app.add_option("--max-loss-factor", o.max_loss_factor,
+                 "stop when the total loss exceeds this times max(|first step's|, 1) (0: never)")
+      ->check(within(r::max_loss_factor))
+      ->capture_default_str();
   app.add_flag("--quiet", quiet, "no progress line");
   CLI11_PARSE(app, argc, argv);
+  for (const CLI::Option* option : app.get_options())  // a resume keeps the run's own value of every other one
+    if (option->count() > 0) o.flags_given.push_back(option->get_name());
 
   try {
     if (o.steps == 0 && o.epochs == 0) o.steps = 1800;
@@ -115,11 +122,11 @@ int main(int argc, char** argv) {
     if (!config_file.empty()) o.model = Config::from_file(config_file);  // errors name the file and the field
     train_nyu(o);  // checks every option before any work (mila/options_check.h)
     return 0;
-  } catch (const NonFiniteLoss& e) {
+  } catch (const Diverged& e) {
     std::fprintf(stderr, "\n%s\n", e.what());
     return 3;
   } catch (const std::exception& e) {
-    const std::string what = e.what();
+    const std::string what = e.what();  // most errors name the program already
     std::fprintf(stderr, "\n%s%s\n", what.rfind("train_nyu", 0) == 0 ? "" : "train_nyu: ", what.c_str());
     return 1;
   }
