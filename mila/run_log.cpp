@@ -53,16 +53,34 @@ RunLog::RunLog(const fs::path& path, const Config& cfg, int64_t first_step) : co
     std::string line, kept = header;
     std::getline(in, line);
     if (line + "\n" != header) throw std::runtime_error("train_nyu: " + path.string() + " has another header: '" + line + "'");
-    while (std::getline(in, line)) {
+    for (int64_t line_number = 2; std::getline(in, line); ++line_number) {
       if (line.empty()) continue;
       std::vector<std::string> cells;
       std::stringstream ls(line);
       for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
       if (cells.size() != 3 + columns_.size() + 2) continue;  // a row cut by an interruption
-      const int64_t step = std::stoll(cells[0]);
+      // A number, all of the cell: std::stoll/stod alone would name neither the file nor the cell.
+      const auto number = [&](const std::string& cell) {
+        size_t used = 0;
+        double v = 0;
+        try {
+          v = std::stod(cell, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != cell.size())
+          throw std::runtime_error("train_nyu: " + path.string() + " line " + std::to_string(line_number) + ": '" +
+                                   cell + "' is not a number (the log is damaged; move it aside to resume)");
+        return v;
+      };
+      const double step_value = number(cells[0]);
+      if (step_value != std::floor(step_value) || step_value < 0)
+        throw std::runtime_error("train_nyu: " + path.string() + " line " + std::to_string(line_number) + ": step '" +
+                                 cells[0] + "' is not a step number (the log is damaged; move it aside to resume)");
+      const auto step = int64_t(step_value);
       if (step >= first_step) break;
       Row r{step, {}};
-      for (size_t i = 0; i < columns_.size(); ++i) r.losses.push_back(std::stod(cells[3 + i]));
+      for (size_t i = 0; i < columns_.size(); ++i) r.losses.push_back(number(cells[3 + i]));
       rows_.push_back(r);
       kept += line + "\n";
     }

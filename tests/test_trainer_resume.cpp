@@ -251,6 +251,27 @@ TEST_CASE("train_nyu --resume: a checkpoint whose step lies outside the run is r
   }
 }
 
+TEST_CASE("train_nyu --resume: a damaged log.csv is refused naming the file, the line and the cell") {
+  TempDir dir("damaged_log");
+  const fs::path run = dir.path / "run";
+  {
+    Trainer t(tiny_run(dir.path / "cache", run));  // 4 steps; stopped after 2 with a checkpoint
+    t.setup();
+    t.step();
+    t.step();
+    t.save();
+  }
+  std::string log = read(run / "log.csv");
+  const size_t row2 = log.find('\n', log.find('\n') + 1) + 1;  // the second data row (step 1)
+  const size_t cell = log.find(',', log.find(',', log.find(',', row2) + 1) + 1) + 1;  // its first loss
+  log.replace(cell, log.find(',', cell) - cell, "0.5x");
+  { std::ofstream(run / "log.csv", std::ios::binary) << log; }
+  TrainOptions r;
+  r.resume = run.string();
+  r.progress = false;
+  test::check_throws_with([&] { train_nyu(r); }, {"log.csv", "line 3", "'0.5x' is not a number"});
+}
+
 TEST_CASE("train_nyu: a new run refuses a folder that holds a run") {
   TempDir dir("occupied");
   TrainOptions o = tiny_run(dir.path / "cache", dir.path / "run");
