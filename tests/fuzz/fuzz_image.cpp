@@ -31,9 +31,18 @@ namespace {
 
 constexpr int64_t kMaxPixels = int64_t(1) << 22;  // 4 Mpixels; a Cityscapes frame has 2
 
-// One file per fuzzing process (libFuzzer's -jobs run several), removed at exit.
+// The input as a file, one name per fuzzing process (libFuzzer's -jobs run several), removed
+// after each input: libFuzzer ends without running destructors of statics.
 struct TempFile {
-  std::string path = (std::filesystem::temp_directory_path() / ("mila_fuzz_image_" + std::to_string(::getpid()))).string();
+  std::string path;
+  TempFile(const uint8_t* data, size_t size)
+      : path((std::filesystem::temp_directory_path() / ("mila_fuzz_image_" + std::to_string(::getpid()))).string()) {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f || std::fwrite(data, 1, size, f) != size || std::fclose(f) != 0) {
+      std::perror("fuzz_image: cannot write the temporary file");
+      std::abort();
+    }
+  }
   ~TempFile() { std::remove(path.c_str()); }
 };
 
@@ -49,13 +58,8 @@ void attempt(Read read) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const TempFile file;
+  const TempFile file(data, size);
   const std::string& path = file.path;
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f || std::fwrite(data, 1, size, f) != size || std::fclose(f) != 0) {
-    std::perror("fuzz_image: cannot write the temporary file");
-    std::abort();
-  }
   using namespace mila::data;
   int64_t pixels = 0;
   attempt([&] {
