@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "autograd/grad_mode.h"
 #include "ops/copy.h"
@@ -24,6 +25,9 @@ using json = nlohmann::json;
 
 // Headers above this size are refused as corrupt (real checkpoints have a few hundred KB).
 constexpr uint64_t kMaxHeaderBytes = uint64_t(100) << 20;
+// A header nests three levels (header, entry, shape); deeper is corrupt, and refusing it
+// while parsing keeps json::dump (recursive, used in error messages) off a deep stack.
+constexpr int kMaxHeaderDepth = 16;
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
   throw Error("safetensors '" + path + "': " + why);
@@ -39,6 +43,11 @@ class MappedFile {
     if (::fstat(fd, &st) != 0) {
       ::close(fd);
       fail(path, std::string("cannot stat: ") + std::strerror(errno));
+    }
+    // open() succeeds on a directory and mmap() then fails with "No such device".
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      fail(path, S_ISDIR(st.st_mode) ? "is a directory, not a safetensors file" : "is not a regular file");
     }
     size_ = size_t(st.st_size);
     if (size_ > 0) {
@@ -120,7 +129,9 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   for (const json& d : j["shape"]) {
     if (!d.is_number_unsigned()) fail(path, where + "shape " + j["shape"].dump() + " has a non-integer or negative entry");
     const uint64_t v = d.get<uint64_t>();
-    if (v > 0 && numel > std::numeric_limits<uint64_t>::max() / 16 / v) fail(path, where + "shape " + j["shape"].dump() + " is too large");
+    // Beyond int64 a dimension cannot be a Shape entry, even next to a 0 that makes it empty.
+    if (v > uint64_t(std::numeric_limits<int64_t>::max()) || (v > 0 && numel > std::numeric_limits<uint64_t>::max() / 16 / v))
+      fail(path, where + "shape " + j["shape"].dump() + " is too large");
     numel *= v;
     e.shape.push_back(int64_t(v));
   }
@@ -159,6 +170,31 @@ Tensor decode(const Entry& e, const uint8_t* src) {
   return t;
 }
 
+// The header as JSON. nlohmann keeps the last of duplicate keys without a word; a header
+// naming a tensor twice is ambiguous, so the parser callback refuses any key seen before in
+// the same object (and nesting past kMaxHeaderDepth).
+json parse_header(const std::string& path, const uint8_t* begin, const uint8_t* end) {
+  std::vector<std::set<std::string>> keys;  // per open object, its keys so far
+  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth >= kMaxHeaderDepth) fail(path, "header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels");
+    if (event == json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      keys.pop_back();
+    } else if (event == json::parse_event_t::key) {
+      const std::string& key = parsed.get_ref<const std::string&>();
+      if (!keys.back().insert(key).second)
+        fail(path, "the header lists key '" + key + "' twice" + (keys.size() == 1 ? "" : " in one object"));
+    }
+    return true;
+  };
+  try {
+    return json::parse(begin, end, check);
+  } catch (const json::exception& ex) {
+    fail(path, std::string("header is not valid JSON: ") + ex.what());
+  }
+}
+
 }  // namespace
 
 Tensor Contents::find(const std::string& name) const {
@@ -169,18 +205,17 @@ Tensor Contents::find(const std::string& name) const {
 
 Contents read(const std::string& path) {
   const MappedFile file(path);
-  if (file.size() < 8) fail(path, "file of " + std::to_string(file.size()) + " bytes is too short for a header length");
+  return parse(file.data(), file.size(), path);
+}
+
+Contents parse(const uint8_t* bytes, size_t size, const std::string& path) {
+  if (size < 8) fail(path, "file of " + std::to_string(size) + " bytes is too short for a header length");
   uint64_t n = 0;
-  std::memcpy(&n, file.data(), 8);  // little-endian on every machine this project runs on
-  if (n > file.size() - 8)
-    fail(path, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(file.size()) + " bytes)");
+  std::memcpy(&n, bytes, 8);  // little-endian on every machine this project runs on
+  if (n > size - 8)
+    fail(path, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) + " bytes)");
   if (n > kMaxHeaderBytes) fail(path, "header length " + std::to_string(n) + " is implausibly large");
-  json header;
-  try {
-    header = json::parse(file.data() + 8, file.data() + 8 + n);
-  } catch (const json::exception& ex) {
-    fail(path, std::string("header is not valid JSON: ") + ex.what());
-  }
+  const json header = parse_header(path, bytes + 8, bytes + 8 + n);
   if (!header.is_object()) fail(path, "header is not a JSON object");
 
   Contents out;
@@ -197,7 +232,7 @@ Contents read(const std::string& path) {
     entries.push_back(parse_entry(path, it.key(), it.value()));
   }
   // The data must be covered exactly: sorted by offset, each tensor starts where the last ended.
-  const uint64_t data_size = file.size() - 8 - n;
+  const uint64_t data_size = size - 8 - n;
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
@@ -214,7 +249,7 @@ Contents read(const std::string& path) {
   }
   if (at != data_size)
     fail(path, "the last " + std::to_string(data_size - at) + " bytes of data belong to no tensor");
-  const uint8_t* data = file.data() + 8 + n;
+  const uint8_t* data = bytes + 8 + n;
   for (const Entry& e : entries) out.tensors.emplace_back(e.name, decode(e, data + e.begin));
   return out;
 }

@@ -10,10 +10,15 @@
 // Reading maps the file into memory (no second copy of the file's bytes) and accepts F32,
 // F16, BF16 (converted to float32) and I64. Every malformed file - truncated, header length
 // past the end, bad JSON, unknown dtype, shape and size disagreeing, offsets out of range,
-// overlapping or leaving bytes uncovered - throws safetensors::Error naming the file and the
-// tensor; nothing reads outside the mapped file.
+// overlapping or leaving bytes uncovered, a key listed twice in one JSON object, a path that
+// is a directory - throws safetensors::Error naming the file and the tensor; nothing reads
+// outside the mapped file. `parse` is the same reader over bytes already in memory (the
+// fuzz target tests/fuzz/fuzz_safetensors.cpp hands it exactly the bytes it owns, so that
+// AddressSanitizer sees any read past them, which a page-rounded mapping would hide).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -41,5 +46,7 @@ void write(const std::string& path, const std::vector<std::pair<std::string, Ten
 
 // All tensors on the CPU, float32 or int64.
 Contents read(const std::string& path);
+// The same from `size` bytes at `bytes`; `source` names them in error messages.
+Contents parse(const uint8_t* bytes, size_t size, const std::string& source);
 
 }  // namespace mila::safetensors

@@ -6,6 +6,9 @@
 #   core:        nlohmann-json3-dev (JSON for checkpoints' headers and configs),
 #                libcli11-dev (command lines of the examples), libstb-dev (image files)
 #   tests:       doctest-dev
+#   fuzzing:     clang (clang++ 14 on Debian 12), libclang-rt-dev (its runtimes: libFuzzer,
+#                AddressSanitizer, UBSan; without it -fsanitize=fuzzer does not link) and
+#                libomp-dev (OpenMP for clang): scripts/fuzz.sh
 #   benchmarks:  libbenchmark-dev (Google Benchmark), libeigen3-dev and libdnnl-dev (oneDNN),
 #                the baselines our kernels are measured against; ocl-icd-opencl-dev because
 #                Debian's oneDNN is built with its OpenCL GPU runtime and its CMake package
@@ -14,7 +17,7 @@
 set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev libdnnl-dev
-          ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev)
+          ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev clang libclang-rt-dev libomp-dev)
 
 missing=()
 for p in "${packages[@]}"; do

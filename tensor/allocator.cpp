@@ -29,7 +29,7 @@ constexpr size_t kHugePage = size_t(2) << 20;
 // cache, so that AddressSanitizer still sees every use after free.
 constexpr size_t kCacheMin = size_t(256) << 10;
 constexpr size_t kCacheMax = size_t(1) << 30;
-#if defined(__SANITIZE_ADDRESS__)
+#if MILA_ADDRESS_SANITIZER
 constexpr bool kUseCache = false;
 #else
 constexpr bool kUseCache = true;

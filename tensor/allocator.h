@@ -12,6 +12,19 @@
 
 #include "tensor/device.h"
 
+// 1 in an AddressSanitizer build, which skips the CPU block cache (Note [CPU block cache]).
+// GCC says so with __SANITIZE_ADDRESS__; clang 14 only through __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define MILA_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MILA_ADDRESS_SANITIZER 1
+#endif
+#endif
+#ifndef MILA_ADDRESS_SANITIZER
+#define MILA_ADDRESS_SANITIZER 0
+#endif
+
 namespace mila {
 
 struct MemoryStats {

@@ -123,7 +123,9 @@ TEST_CASE("binary ops: broadcasting forward against loops and gradients") {
   const std::vector<std::pair<Shape, Shape>> shapes = {
       {{3, 5}, {3, 5}}, {{3, 1, 5}, {4, 1}}, {{1}, {2, 3}}, {{}, {3}}, {{1, 1, 1}, {1}}, {{2, 3, 1}, {1, 1, 4}}};
   for (const Case& c : cases) {
-    for (const auto& [sa, sb] : shapes) {
+    for (const auto& entry : shapes) {  // not a structured binding: clang 14 cannot capture one in INFO's lambda
+      const auto& sa = entry.first;
+      const auto& sb = entry.second;
       INFO(c.name << " " << shape_str(sa) << " " << shape_str(sb));
       const Tensor a = uniform(sa, c.lo, c.hi), b = uniform(sb, c.lo, c.hi);
       const Shape out = broadcast_shapes(sa, sb, "test");

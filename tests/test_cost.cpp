@@ -65,7 +65,7 @@ void check_frame_against_trace(Model& model, bool keyframe) {
   CHECK(get("se") == c.se);
   CHECK(get("ila_keys") == c.ila_keys);
   CHECK(get("heads") == c.heads);
-  for (const auto& [k, v] : m) CHECK_MESSAGE(k.rfind("unknown:", 0) != 0, k);
+  for (const auto& entry : m) CHECK_MESSAGE(entry.first.rfind("unknown:", 0) != 0, entry.first);  // clang 14: no structured binding in a lambda
 }
 
 }  // namespace

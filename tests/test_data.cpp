@@ -153,6 +153,14 @@ TEST_CASE("image_io: bad files give errors naming the file") {
   test::check_throws_with([&] { read_rgb(missing); }, {missing, "cannot open"});
   test::check_throws_with([&] { probe_image(missing); }, {missing, "cannot open"});
 
+  // A folder where a file should be: said so (an ifstream opens a folder, and its size reads
+  // as huge).
+  fs::create_directory(dir / "folder.png");
+  test::check_throws_with([&] { read_rgb(dir / "folder.png"); }, {dir / "folder.png", "is a directory"});
+  test::check_throws_with([&] { read_depth(dir / "folder.png"); }, {dir / "folder.png", "is a directory"});
+  test::check_throws_with([&] { probe_image(dir / "folder.png"); }, {dir / "folder.png", "is a directory"});
+  test::check_throws_with([&] { check_image_file(dir / "folder.png"); }, {dir / "folder.png", "is a directory"});
+
   write_text(dir / "empty.png", "");
   test::check_throws_with([&] { read_label(dir / "empty.png"); }, {dir / "empty.png", "empty"});
 
@@ -185,6 +193,10 @@ TEST_CASE("image_io: bad files give errors naming the file") {
     write_text(dir / "huff.jpg", jpeg);
     test::check_throws_with([&] { read_rgb(dir / "huff.jpg"); }, {dir / "huff.jpg", "Huffman"});
     test::check_throws_with([&] { probe_image(dir / "huff.jpg"); }, {dir / "huff.jpg", "Huffman"});
+    // The same after 0xFF fill bytes before the start-of-image marker, which stb skips.
+    write_text(dir / "huff_fill.jpg", "\xFF\xFF\xFF" + jpeg.substr(1));
+    test::check_throws_with([&] { read_rgb(dir / "huff_fill.jpg"); }, {dir / "huff_fill.jpg", "Huffman"});
+    test::check_throws_with([&] { check_image_file(dir / "huff_fill.jpg"); }, {dir / "huff_fill.jpg", "Huffman"});
   }
   std::vector<uint16_t> mm(64 * 64, 1000);
   write_png16(dir / "cut16.png", mm.data(), 64, 64);

@@ -278,7 +278,9 @@ void check_binary(const BinaryCase& c) {
   INFO("op " << std::string(c.name));
   // Each setting loops over every shape pair (a SUBCASE inside a loop would run only once).
   auto for_each_pair = [&](const std::function<void(const Tensor&, const Tensor&)>& body) {
-    for (const auto& [sa, sb] : kBinaryShapes) {
+    for (const auto& entry : kBinaryShapes) {  // not a structured binding: clang 14 cannot capture one in INFO's lambda
+      const auto& sa = entry.first;
+      const auto& sb = entry.second;
       INFO(shape_str(sa) << " with " << shape_str(sb));
       body(draw(sa, c.a_lo, c.a_hi, {}, 11), draw(sb, c.b_lo, c.b_hi, {}, 12));
     }

@@ -159,7 +159,9 @@ void check_training_case(Weighting weighting, int64_t frames, bool depth_valid,
   }
   const nn::NamedTensors bufs = m.named_buffers();
   for (const auto& ref : buffers) check_checksum(find(bufs, ref.what), ref, 1e-4, 1e-5);
-  for (const auto& [name, want] : batches_tracked) {
+  for (const auto& entry : batches_tracked) {  // not a structured binding: clang 14 cannot capture one in INFO's lambda
+    const auto& name = entry.first;
+    const auto& want = entry.second;
     INFO(name);
     CHECK(find(bufs, name).item<int64_t>() == want);
   }

@@ -47,7 +47,9 @@ TEST_CASE("ResNet parameter and buffer names and shapes equal torchvision's") {
   const std::vector<std::pair<int, const std::vector<resnet_reference::NameShape>*>> cases = {
       {18, &resnet_reference::resnet18_state}, {34, &resnet_reference::resnet34_state},
       {50, &resnet_reference::resnet50_state}, {101, &resnet_reference::resnet101_state}};
-  for (const auto& [depth, expected] : cases) {
+  for (const auto& entry : cases) {  // not a structured binding: clang 14 cannot capture one in INFO's lambda
+    const auto& depth = entry.first;
+    const auto& expected = entry.second;
     INFO("resnet" << depth);
     ResNet net({.depth = depth, .width = 64, .dilated = false, .num_classes = 1000});
     const NamedTensors state = net.state_dict();
@@ -103,7 +105,9 @@ TEST_CASE("ResNet-18 width 8 forward equals PyTorch's (eval, classifier and dila
 
 TEST_CASE("MACs match torchvision's published figures at 224x224 (thop convention)") {
   const std::vector<std::pair<int, double>> published = {{18, 1.814}, {34, 3.664}, {50, 4.089}, {101, 7.801}};
-  for (const auto& [depth, gmacs] : published) {
+  for (const auto& entry : published) {  // not a structured binding: clang 14 cannot capture one in INFO's lambda
+    const auto& depth = entry.first;
+    const auto& gmacs = entry.second;
     ResNet net({.depth = depth, .width = 64, .dilated = false, .num_classes = 1000});
     const double got = double(nn::trace::count_macs(net, {1, 3, 224, 224})) / 1e9;
     INFO("resnet" << depth << ": " << got << " GMACs");

@@ -114,7 +114,9 @@ TEST_CASE("max_pool2d against loops") {
       {{1, 1, 1, 1}, {1, 1, 0}},
   };
   for (DType dtype : {DType::Float32, DType::Float64})
-    for (const auto& [shape, g] : cases) {
+    for (const auto& entry : cases) {  // not a structured binding: clang 14 cannot capture one in INFO's lambda
+      const auto& shape = entry.first;
+      const auto& g = entry.second;
       INFO("dtype " << dtype_name(dtype));
       CAPTURE(shape_str(shape));
       CAPTURE(g.k);
@@ -157,8 +159,10 @@ TEST_CASE("avg_pool2d against loops") {
       {{1, 2, 2, 3}, {5, 3, 2, 1, true}},
   };
   for (DType dtype : {DType::Float32, DType::Float64})
-    for (const auto& [shape, g] : cases)
+    for (const auto& entry : cases)  // not a structured binding: clang 14 cannot capture one in INFO's lambda
       for (bool include_pad : {true, false}) {
+        const auto& shape = entry.first;
+        const auto& g = entry.second;
         INFO("dtype " << dtype_name(dtype));
         CAPTURE(shape_str(shape));
         CAPTURE(g.k);
@@ -190,7 +194,9 @@ TEST_CASE("adaptive_avg_pool2d against loops") {
       {{1, 1, 1, 1}, {1, 1}},
   };
   for (DType dtype : {DType::Float32, DType::Float64})
-    for (const auto& [shape, size] : cases) {
+    for (const auto& entry : cases) {  // not a structured binding: clang 14 cannot capture one in INFO's lambda
+      const auto& shape = entry.first;
+      const auto& size = entry.second;
       INFO("dtype " << dtype_name(dtype));
       CAPTURE(shape_str(shape));
       const Tensor x = uniform(shape, -1, 1, dtype);

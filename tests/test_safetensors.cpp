@@ -107,6 +107,22 @@ TEST_CASE("safetensors: malformed files give an error naming the file and the pr
       {"uncovered bytes at the end", [&] { write_raw(path, "{" + ok_entry + "}", two + "xxxx"); }, "belong to no tensor"},
       {"missing data_offsets", [&] { write_raw(path, R"({"w":{"dtype":"F32","shape":[2]}})", two); }, "data_offsets"},
       {"metadata not strings", [&] { write_raw(path, "{" + ok_entry + R"(,"__metadata__":{"k":1}})", two); }, "not a string"},
+      {"a tensor listed twice", [&] {
+         write_raw(path, R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", two);
+       }, "key 'w' twice"},
+      {"a field listed twice in an entry", [&] {
+         write_raw(path, R"({"w":{"dtype":"I64","shape":[2],"dtype":"F32","data_offsets":[0,8]}})", two);
+       }, "key 'dtype' twice"},
+      {"metadata key listed twice", [&] { write_raw(path, "{" + ok_entry + R"(,"__metadata__":{"k":"a","k":"b"}})", two); }, "key 'k' twice"},
+      {"a dimension beyond int64 next to a 0", [&] {
+         write_raw(path, R"({"w":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[0,0]}})", "");
+       }, "too large"},
+      // json::dump, which the shape's error message uses, recurses once per level.
+      {"deeply nested shape", [&] {
+         const size_t depth = 1000000;
+         write_raw(path, R"({"w":{"dtype":"F32","shape":)" + std::string(depth, '[') + std::string(depth, ']') + R"(,"data_offsets":[0,0]}})", "");
+       }, "nests deeper"},
+      {"a directory", [&] { fs::remove(path), fs::create_directory(path); }, "is a directory"},
       {"missing file", [&] { fs::remove(path); }, "cannot open"},
   };
   for (const Case& c : cases) {
@@ -114,6 +130,24 @@ TEST_CASE("safetensors: malformed files give an error naming the file and the pr
     c.make();
     test::check_throws_with([&] { (void)safetensors::read(path); }, {"safetensors", path, c.fragment});
   }
+}
+
+TEST_CASE("safetensors: parse reads bytes in memory as read reads the file") {
+  const std::string path = temp_path("memory.safetensors");
+  safetensors::write(path, {{"a", test::uniform({2, 3}, -1, 1, DType::Float32)}, {"b", arange(0, 4, 1, {DType::Int64})}},
+                     {{"k", "v"}});
+  std::ifstream f(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  const safetensors::Contents from_file = safetensors::read(path);
+  const safetensors::Contents from_memory =
+      safetensors::parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "in memory");
+  REQUIRE(from_memory.tensors.size() == 2);
+  test::check_close(from_memory.find("a"), from_file.find("a"), 0, 0);
+  test::check_close(from_memory.find("b"), from_file.find("b"), 0, 0);
+  CHECK(from_memory.metadata == from_file.metadata);
+  // Errors name what the caller called the bytes.
+  test::check_throws_with([&] { (void)safetensors::parse(reinterpret_cast<const uint8_t*>(bytes.data()), 5, "in memory"); },
+                          {"safetensors 'in memory'", "too short"});
 }
 
 TEST_CASE("safetensors: a failed write leaves the old file intact") {

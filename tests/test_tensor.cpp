@@ -558,7 +558,7 @@ TEST_CASE("memory_stats: bytes in use count every storage exactly and return to 
       const Tensor t = empty({1 << 20});  // 4 MiB
       first = t.data<float>();
     }
-#if defined(__SANITIZE_ADDRESS__)
+#if MILA_ADDRESS_SANITIZER
     CHECK(memory_stats().bytes_cached == 0);  // sanitizer builds free every block
 #else
     CHECK(memory_stats().bytes_cached == int64_t(4) << 20);
