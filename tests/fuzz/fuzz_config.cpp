@@ -1,7 +1,7 @@
 // fuzz_config.cpp - libFuzzer target for the JSON the training reads back: the model
 // configuration (Config::from_json, mila/config.h; also what read_model_config parses out of
 // a checkpoint's metadata) and the dynamic-weight-average state that a resumed run loads
-// from checkpoint/state.json (DynamicWeightAverage::load_state_json, mila/train.h). The rest
+// from checkpoint-<step>/state.json (DynamicWeightAverage::load_state_json, mila/train.h). The rest
 // of state.json is read inside train_nyu and has no entry point of its own.
 //
 // Each input is one JSON text, given to both readers. An exception is the expected answer
@@ -10,12 +10,10 @@
 // (checkpoints store it that way). A state that loads is then used: weights, a step, an epoch.
 //
 //   build-fuzz/fuzz_config tests/fuzz/corpus/config
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "mila/config.h"
@@ -39,24 +37,10 @@ bool same(const mila::Config& a, const mila::Config& b) {
          (a.beta == b.beta || (a.beta != a.beta && b.beta != b.beta)) && a.mimic == b.mimic;
 }
 
-// Config::from_json converts a JSON number with a fraction or exponent to an integer field
-// with a plain cast, which is undefined when the value is out of the field's range
-// ({"slow_depth": 1e100}). Until it refuses such numbers itself, inputs that hold one are
-// not given to it here, so that the target goes on finding other bugs.
-bool known_float_to_int_overflow(const std::string& text) {
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object()) return false;
-  for (const char* key : {"slow_depth", "fast_depth", "width", "C", "D", "L", "K"})
-    if (j.contains(key) && j[key].is_number_float() && !(std::fabs(j[key].get<double>()) < 2147483648.0)) return true;
-  return false;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  if (known_float_to_int_overflow(text)) return 0;
-
   mila::Config config;
   bool accepted = false;
   try {
