@@ -29,7 +29,7 @@ namespace {
 bool same(const mila::Config& a, const mila::Config& b) {
   if (a.tasks.size() != b.tasks.size()) return false;
   for (size_t i = 0; i < a.tasks.size(); ++i)
-    if (a.tasks[i].name != b.tasks[i].name || a.tasks[i].channels != b.tasks[i].channels) return false;
+    if (a.tasks[i].task != b.tasks[i].task || a.tasks[i].channels != b.tasks[i].channels) return false;
   return a.slow_depth == b.slow_depth && a.fast_depth == b.fast_depth && a.width == b.width && a.C == b.C &&
          a.D == b.D && a.L == b.L && a.K == b.K && a.task_specific == b.task_specific &&
          a.multi_frame == b.multi_frame && a.attention == b.attention && a.weighting == b.weighting &&
