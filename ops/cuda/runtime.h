@@ -1,22 +1,15 @@
-// runtime.h - the CUDA backend's plumbing: error checks, the device allocator, and the
-// strided-tensor descriptor that the elementwise kernels take by value.
+// runtime.h - what every kernel file includes: the device dialect (ops/cuda/device.h), the
+// context (stream, handles, workspace), the launch helper, and the strided-tensor
+// descriptor that elementwise kernels take by value.
 #pragma once
 
-#include <cuda_runtime.h>
-
-#include <stdexcept>
 #include <string>
 
+#include "ops/cuda/context.h"
+#include "ops/cuda/device.h"
+#include "ops/cuda/launch.h"
+#include "ops/op_list.h"
 #include "tensor/tensor.h"
-
-// Throws std::runtime_error naming the call, the file and line, and CUDA's message.
-#define CUDA_CHECK(call)                                                                             \
-  do {                                                                                               \
-    cudaError_t err_ = (call);                                                                       \
-    if (err_ != cudaSuccess)                                                                         \
-      throw std::runtime_error(std::string(#call) + " failed at " + __FILE__ + ":" +                 \
-                               std::to_string(__LINE__) + ": " + cudaGetErrorString(err_));          \
-  } while (0)
 
 namespace mila::cuda {
 
@@ -39,13 +32,20 @@ struct StridedIndexer {
   }
 };
 
-// Describes `t` read as shape `shape` (broadcast: stride 0). Throws above kMaxDims dims.
+// Describes a tensor read as shape `shape` with `strides` (0 where broadcast). Throws above
+// kMaxDims dims, naming `op`.
 StridedIndexer make_indexer(const Shape& shape, const Shape& strides, const char* op);
 
 // Launch configuration for a grid-stride loop over n elements.
 inline int blocks_for(int64_t n, int threads = 256) {
   const int64_t b = (n + threads - 1) / threads;
   return int(b < 65535 * 32 ? (b > 0 ? b : 1) : 65535 * 32);
+}
+
+// Typed device pointers of a tensor (its element [0, 0, ...]).
+template <typename T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
 }
 
 }  // namespace mila::cuda
