@@ -71,13 +71,15 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  // An integer division by zero is undefined behaviour in C++ (SIGFPE on x86): refuse it, as
-  // PyTorch's integer division raises ZeroDivisionError.
-  if (a.dtype() == b.dtype() && !is_floating(b.dtype()) && b.device().is_cpu()) {
+  // An integer division by zero is undefined behaviour in C++ (SIGFPE on x86) and gives an
+  // unspecified value on a GPU: refuse it on every device, as PyTorch's integer division
+  // raises ZeroDivisionError. The zeros are found on b's device and counted on the host
+  // (integer division is rare: labels and indices).
+  if (a.dtype() == b.dtype() && !is_floating(b.dtype())) {
     bool zero = false;
     {
       autograd::NoGradGuard no_grad;
-      zero = sum(eq(b, 0.0)).item<int64_t>() > 0;
+      zero = sum(eq(b, 0.0).to(Device::cpu())).item<int64_t>() > 0;
     }
     if (zero)
       throw std::domain_error("div: integer division by zero (" + std::string(dtype_name(a.dtype())) + " " +

@@ -1,10 +1,13 @@
 #include "ops/factory.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "ops/copy.h"
+#include "ops/cuda/random.h"
+#include "ops/op_list.h"
 
 namespace mila {
 
@@ -16,7 +19,9 @@ Generator& default_generator() {
 namespace {
 
 // Factories build on the host, then move to the requested device: simple, and the cost is
-// irrelevant next to the work done with the tensor.
+// irrelevant next to the work done with the tensor. The exceptions draw or fill on the GPU
+// itself, where a host detour would cost a transfer per call: full (the scalars of every
+// `x * 0.5`) and the random draws (a model's initial weights).
 Tensor finish(Tensor host, const TensorOptions& opt) {
   Tensor t = opt.device.is_cpu() ? host : host.to(opt.device);
   if (opt.requires_grad) t.requires_grad_(true);
@@ -53,6 +58,13 @@ Tensor empty(const Shape& shape, TensorOptions opt) {
 }
 
 Tensor full(const Shape& shape, double value, TensorOptions opt) {
+  if constexpr (has_cuda_kernel(Op::fill)) {
+    if (opt.device.is_cuda()) {
+      Tensor t = Tensor::allocate(shape, opt.dtype, opt.device);
+      fill_(t, value);
+      return finish(t, opt);
+    }
+  }
   return finish(fill_host(shape, opt.dtype, [=](int64_t) { return value; }), opt);
 }
 Tensor zeros(const Shape& shape, TensorOptions opt) { return full(shape, 0.0, opt); }
@@ -74,14 +86,22 @@ Tensor arange(double start, double end, double step, TensorOptions opt) {
   return finish(fill_host({n}, opt.dtype, [=](int64_t i) { return start + double(i) * step; }), opt);
 }
 
+// The random factories reserve their counters on the host, then compute element i with
+// tensor/random.h's per-element function on the tensor's device: the same bits on both
+// (Note [one random stream for every device]).
 Tensor rand(const Shape& shape, TensorOptions opt, Generator* gen) {
   check_random_args("rand", shape, opt.dtype, true);
   Generator& g = gen ? *gen : default_generator();
-  const uint64_t first = g.advance(uint64_t(numel_of(shape)));
-  // In float32 a draw within 2^-25 of 1 would round up to 1.0f, outside [0, 1): such draws
-  // give the largest float below 1 instead (only they change; float64 keeps all 53 bits).
+  const uint64_t seed = g.seed(), first = g.advance(uint64_t(numel_of(shape)));
   const double top = opt.dtype == DType::Float32 ? double(0x1.fffffep-1f) : 1.0;
-  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return std::min(g.uniform(first + uint64_t(i)), top); }),
+  if constexpr (kCudaBuilt) {
+    if (opt.device.is_cuda()) {
+      Tensor t = Tensor::allocate(shape, opt.dtype, opt.device);
+      cuda::rand_fill(t, seed, first, top);
+      return finish(t, opt);
+    }
+  }
+  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return rand_element(seed, first, uint64_t(i), top); }),
                 opt);
 }
 
@@ -89,18 +109,15 @@ Tensor randn(const Shape& shape, TensorOptions opt, Generator* gen) {
   check_random_args("randn", shape, opt.dtype, true);
   Generator& g = gen ? *gen : default_generator();
   const int64_t n = numel_of(shape);
-  // Box-Muller: draws 2j and 2j+1 give normals 2j and 2j+1.
-  const uint64_t first = g.advance(uint64_t(n + (n & 1)));
-  return finish(fill_host(shape, opt.dtype,
-                          [&](int64_t i) {
-                            const uint64_t pair = first + uint64_t(i & ~int64_t(1));
-                            const double u1 = 1.0 - g.uniform(pair);  // in (0, 1]: log is finite
-                            const double u2 = g.uniform(pair + 1);
-                            const double r = std::sqrt(-2.0 * std::log(u1));
-                            const double a = 2.0 * M_PI * u2;
-                            return (i & 1) ? r * std::sin(a) : r * std::cos(a);
-                          }),
-                opt);
+  const uint64_t seed = g.seed(), first = g.advance(uint64_t(n + (n & 1)));  // whole Box-Muller pairs
+  if constexpr (kCudaBuilt) {
+    if (opt.device.is_cuda()) {
+      Tensor t = Tensor::allocate(shape, opt.dtype, opt.device);
+      cuda::randn_fill(t, seed, first);
+      return finish(t, opt);
+    }
+  }
+  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return randn_element(seed, first, uint64_t(i)); }), opt);
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opt, Generator* gen) {
@@ -109,10 +126,18 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opt,
                                 std::to_string(high));
   check_random_args("randint", shape, opt.dtype, false);
   Generator& g = gen ? *gen : default_generator();
-  const uint64_t first = g.advance(uint64_t(numel_of(shape)));
+  const uint64_t seed = g.seed(), first = g.advance(uint64_t(numel_of(shape)));
   const uint64_t range = uint64_t(high) - uint64_t(low);  // no signed overflow for wide ranges
-  return finish(fill_host(shape, opt.dtype, [&](int64_t i) { return int64_t(uint64_t(low) + g.bits(first + i) % range); }),
-                opt);
+  if constexpr (kCudaBuilt) {
+    if (opt.device.is_cuda()) {
+      Tensor t = Tensor::allocate(shape, opt.dtype, opt.device);
+      cuda::randint_fill(t, seed, first, low, range);
+      return finish(t, opt);
+    }
+  }
+  return finish(
+      fill_host(shape, opt.dtype, [&](int64_t i) { return randint_element(seed, first, uint64_t(i), low, range); }),
+      opt);
 }
 
 template <typename T>

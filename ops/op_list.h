@@ -33,11 +33,11 @@ namespace mila {
 
 // X(name, has_cuda_kernel)
 #define MILA_OPS(X)                                                                             \
-  X(copy, true) X(fill, true) X(neg, false) X(exp, false) X(log, false) X(sqrt, false)         \
-  X(abs, false) X(relu, false) X(sigmoid, false) X(tanh, false) X(clamp, false) X(add, true)   \
-  X(sub, false) X(mul, false) X(div, false) X(pow, false) X(maximum, false) X(minimum, false)  \
-  X(eq, false) X(ne, false) X(lt, false) X(le, false) X(gt, false) X(ge, false)               \
-  X(where, false) X(sum, false) X(max, false) X(argmax, false) X(softmax, false)              \
+  X(copy, true) X(fill, true) X(neg, true) X(exp, true) X(log, true) X(sqrt, true)             \
+  X(abs, true) X(relu, true) X(sigmoid, true) X(tanh, true) X(clamp, true) X(add, true)        \
+  X(sub, true) X(mul, true) X(div, true) X(pow, true) X(maximum, true) X(minimum, true)        \
+  X(eq, true) X(ne, true) X(lt, true) X(le, true) X(gt, true) X(ge, true)                     \
+  X(where, true) X(sum, false) X(max, false) X(argmax, false) X(softmax, false)               \
   X(log_softmax, false) X(matmul, false) X(concat, false) X(gather, false) X(scatter_add, false) \
   X(index_select, false) X(index_add, false)                                                    \
   /* vision (ops/conv2d, batch_norm, pool, interpolate, channel_gate, ila, losses) */            \

@@ -1,48 +1,86 @@
-// copy.cu - copies that involve a GPU.
+// copy.cu - copies that involve a GPU, and fill.
 //
-// Host <-> device transfers go through one contiguous buffer in the destination's dtype:
-//   host -> device: arrange on the host (cpu::copy converts and broadcasts), cudaMemcpy,
-//                   then a device strided copy when dst is not contiguous;
-//   device -> host: arrange on the device (strided kernel), cudaMemcpy, then cpu::copy.
-// A device -> device copy is one strided kernel (or one cudaMemcpy when both are dense).
+// Everything runs on the context's stream (ops/cuda/context.h), in order with the kernels
+// before and after it; the host waits only where it reads the bytes itself.
+//
+//   device -> device  one cudaMemcpyAsync when both sides are dense blocks of one dtype and
+//                     shape; otherwise one elementwise kernel (ops/cuda/elementwise.cuh:
+//                     vectorized when both are dense and aligned, strided otherwise) that
+//                     converts each element with the CPU's rules (tensor/dtype.h convert:
+//                     truncation toward zero, INT64_MIN for NaN and out-of-range values,
+//                     uint8 keeps the low 8 bits), never the GPU's saturating conversions.
+//   host -> device    src's values in dst's dtype, dense, in src's own shape (cpu::copy
+//                     arranges them; skipped when src already is such a block), then
+//                     cudaMemcpyAsync straight into dst when dst is that dense block, or into
+//                     a device buffer and from there a device copy that places (and
+//                     broadcasts) them. A copy from pageable memory returns once CUDA has
+//                     taken the bytes, so the host buffer may go right after.
+//   device -> host    src made dense on the device in its own shape and dtype (skipped when
+//                     it is), cudaMemcpyAsync into dst when dst is that dense block or into a
+//                     host buffer, a synchronize (the host reads the bytes next), then
+//                     cpu::copy converts, places and broadcasts.
+// A broadcast source crosses the bus at its own size, never expanded.
 #include "ops/cuda/copy.h"
 
 #include "ops/cpu/copy.h"
-#include "ops/cuda/runtime.h"
+#include "ops/cuda/elementwise.cuh"
 
 namespace mila::cuda {
 namespace {
 
-template <typename D, typename S>
-__global__ void strided_copy_kernel(D* dst, StridedIndexer di, const S* src, StridedIndexer si, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[di.offset(i)] = convert<D>(src[si.offset(i)]);  // PyTorch's conversions, as on the CPU (tensor/dtype.h)
-}
+template <typename D>
+struct ConvertTo {
+  template <typename S> __device__ D operator()(S v) const { return convert<D>(v); }
+};
 
 template <typename T>
-__global__ void fill_kernel(T* dst, StridedIndexer di, T value, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[di.offset(i)] = value;
+struct Fill {
+  T value;
+  __device__ T operator()() const { return value; }
+};
+
+bool dense_like(const Tensor& t, const Tensor& like) {
+  return t.is_contiguous() && t.shape() == like.shape() && t.dtype() == like.dtype();
 }
 
 // dst and src both on the GPU.
 void device_copy(const Tensor& dst, const Tensor& src) {
-  const int64_t n = dst.numel();
-  if (n == 0) return;
-  if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous() && src.shape() == dst.shape()) {
-    CUDA_CHECK(cudaMemcpy(dst.raw_data(), src.raw_data(), dst.nbytes(), cudaMemcpyDeviceToDevice));
+  if (dst.numel() == 0) return;
+  if (dense_like(dst, src) && src.is_contiguous()) {
+    CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), dst.nbytes(), cudaMemcpyDeviceToDevice,
+                               context().stream()));
     return;
   }
-  const StridedIndexer di = make_indexer(dst.shape(), dst.strides(), "copy_");
-  const StridedIndexer si =
-      make_indexer(dst.shape(), broadcast_strides(src.shape(), src.strides(), dst.shape()), "copy_");
   dispatch_all(dst.dtype(), [&]<typename D>() {
-    dispatch_all(src.dtype(), [&]<typename S>() {
-      strided_copy_kernel<D, S><<<blocks_for(n), 256>>>(static_cast<D*>(dst.raw_data()), di,
-                                                        static_cast<const S*>(src.raw_data()), si, n);
-    });
+    dispatch_all(src.dtype(), [&]<typename S>() { launch_elementwise<D, S>("copy_", ConvertTo<D>{}, dst, src); });
   });
-  CUDA_CHECK(cudaGetLastError());
+}
+
+void host_to_device(const Tensor& dst, const Tensor& src) {
+  Tensor host = src;
+  if (!src.is_contiguous() || src.dtype() != dst.dtype()) {
+    host = Tensor::allocate(src.shape(), dst.dtype(), Device::cpu());
+    cpu::copy(host, src);
+  }
+  const bool direct = dense_like(dst, host);
+  const Tensor landing = direct ? dst : Tensor::allocate(host.shape(), host.dtype(), dst.device());
+  CUDA_CHECK(cudaMemcpyAsync(landing.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice,
+                             context().stream()));
+  if (!direct) device_copy(dst, landing);
+}
+
+void device_to_host(const Tensor& dst, const Tensor& src) {
+  Tensor dense = src;
+  if (!src.is_contiguous()) {
+    dense = Tensor::allocate(src.shape(), src.dtype(), src.device());
+    device_copy(dense, src);
+  }
+  const bool direct = dense_like(dst, dense);
+  const Tensor host = direct ? dst : Tensor::allocate(dense.shape(), dense.dtype(), Device::cpu());
+  CUDA_CHECK(cudaMemcpyAsync(host.raw_data(), dense.raw_data(), dense.nbytes(), cudaMemcpyDeviceToHost,
+                             context().stream()));
+  context().synchronize();
+  if (!direct) cpu::copy(dst, host);
 }
 
 }  // namespace
@@ -50,34 +88,12 @@ void device_copy(const Tensor& dst, const Tensor& src) {
 void copy(const Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;
   if (dst.device().is_cuda() && src.device().is_cuda()) return device_copy(dst, src);
-  if (dst.device().is_cuda()) {  // host -> device
-    Tensor staged = Tensor::allocate(dst.shape(), dst.dtype(), Device::cpu());
-    cpu::copy(staged, src);
-    if (dst.is_contiguous()) {
-      CUDA_CHECK(cudaMemcpy(dst.raw_data(), staged.raw_data(), dst.nbytes(), cudaMemcpyHostToDevice));
-    } else {
-      Tensor on_device = Tensor::allocate(dst.shape(), dst.dtype(), dst.device());
-      CUDA_CHECK(cudaMemcpy(on_device.raw_data(), staged.raw_data(), dst.nbytes(), cudaMemcpyHostToDevice));
-      device_copy(dst, on_device);
-    }
-    return;
-  }
-  // device -> host
-  Tensor arranged = Tensor::allocate(dst.shape(), src.dtype(), src.device());
-  device_copy(arranged, src);
-  Tensor staged = Tensor::allocate(dst.shape(), src.dtype(), Device::cpu());
-  CUDA_CHECK(cudaMemcpy(staged.raw_data(), arranged.raw_data(), staged.nbytes(), cudaMemcpyDeviceToHost));
-  cpu::copy(dst, staged);
+  if (dst.device().is_cuda()) return host_to_device(dst, src);
+  device_to_host(dst, src);
 }
 
 void fill(const Tensor& dst, double value) {
-  const int64_t n = dst.numel();
-  if (n == 0) return;
-  const StridedIndexer di = make_indexer(dst.shape(), dst.strides(), "fill_");
-  dispatch_all(dst.dtype(), [&]<typename T>() {
-    fill_kernel<T><<<blocks_for(n), 256>>>(static_cast<T*>(dst.raw_data()), di, convert<T>(value), n);
-  });
-  CUDA_CHECK(cudaGetLastError());
+  dispatch_all(dst.dtype(), [&]<typename T>() { launch_elementwise<T>("fill_", Fill<T>{convert<T>(value)}, dst); });
 }
 
 }  // namespace mila::cuda
