@@ -36,6 +36,18 @@ inline Tensor empty_strided_like(const Tensor& x, Device device) {
   return Tensor::make_view(buf, x.shape(), x.strides(), 0);
 }
 
+// A copy of x on `device` with x's strides. An expanded dim (stride 0) cannot be written
+// through (copy_ refuses a destination whose elements share memory), so the values are
+// copied through a view with those dims narrowed to one element, then viewed at full size.
+inline Tensor copy_keeping_strides(const Tensor& x, Device device) {
+  Tensor compact = x;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (x.stride(d) == 0 && x.size(d) > 1) compact = compact.narrow(d, 0, 1);
+  const Tensor buf = empty_strided_like(compact, device);
+  copy_(buf, compact);
+  return Tensor::make_view(buf, x.shape(), x.strides(), buf.offset());
+}
+
 struct DeviceTolerance {
   double atol = 1e-6;
   double rtol = 1e-5;
@@ -55,9 +67,7 @@ inline void compare_devices(const std::string& what, const std::function<Tensor(
       // Same values, same strides: a strided copy into a buffer laid out like the input.
       Tensor t = inputs[i];
       if (device.is_cuda()) {
-        Tensor buf = empty_strided_like(inputs[i], device);
-        copy_(buf, inputs[i]);
-        t = buf;
+        t = copy_keeping_strides(inputs[i], device);
       } else {
         t = inputs[i].detach();
       }

@@ -14,7 +14,7 @@
 #include <limits>
 
 #include "ops/op_list.h"
-#include "tests/test_util.h"
+#include "tests/cuda_compare.h"
 
 using namespace mila;
 using test::check_close;
@@ -611,5 +611,297 @@ TEST_CASE("elementwise ops have a CUDA slot that answers clearly") {
   if (!cuda_compiled()) {
     CHECK_FALSE(supports(Op::mul, Device::cuda()));
     test::check_throws_with([] { check_supported(Op::mul, Device::cuda()); }, {"mul", "cuda:0", "CUDA"});
+  }
+}
+
+// ---------------------------------------------------------------- CUDA
+// The CUDA kernels (ops/cuda/unary.cu, binary.cu, where.cu, all run by the loop of
+// ops/cuda/elementwise.cuh) against the CPU ones, through test::compare_devices: forward
+// values and the gradient of every floating input under one random upstream gradient.
+//
+// Tolerances. Exact (0, 0) for the ops both devices compute with the same IEEE operations:
+// neg, sqrt, abs, relu, clamp, add, sub, mul, div, maximum, minimum, the comparisons and
+// where (IEEE +, -, *, / and sqrt round alike; nvcc keeps -prec-div and -prec-sqrt). exp,
+// log, tanh, sigmoid and pow go through the CUDA math library, which the CUDA C++
+// Programming Guide bounds at 1 to 4 ulp from the correctly rounded value (expf, tanhf 2,
+// logf 1, powf 4; exp, log, tanh 1, pow 2 in double) where glibc stays within 1: rtol 1e-6
+// is 8 float ulps, 4e-15 about 18 double ulps. The gradients of sigmoid and tanh are formed
+// from y as y (1 - y) and 1 - y^2, which cancel near |y| = 1, so an ulp of y becomes an
+// absolute error of an ulp of 1 there: atol 1e-6 (float32) and 4e-15 (float64).
+//
+// Layouts: contiguous (the vectorized path), every other element of a buffer, transposed
+// (the strided path), expanded (stride 0), 1x1, 0-d, empty, and the prime sizes 1031 (above
+// 256 threads x 4 floats, with a vector tail of 3 floats or 1 double) and 131101 (above the
+// emulator's grid cap of 128 blocks x 256 threads x 4 floats, so the grid-stride loops turn).
+// The gradients of broadcast inputs are summed back by the engine with `sum`; they are
+// compared once sum has a CUDA kernel (until then those cases check the forward only).
+namespace {
+
+test::DeviceTolerance cuda_tolerance(bool exact, DType dtype) {
+  if (exact) return {.atol = 0, .rtol = 0};
+  return dtype == DType::Float32 ? test::DeviceTolerance{.atol = 1e-6, .rtol = 1e-6}
+                                 : test::DeviceTolerance{.atol = 4e-15, .rtol = 4e-15};
+}
+
+// The positions compare_devices must not differentiate when inputs broadcast and the
+// device has no sum yet (see above).
+std::vector<size_t> constant_unless_sum(bool broadcasts, size_t inputs) {
+  std::vector<size_t> constant;
+  if (broadcasts && !supports(Op::sum, Device::cuda()))
+    for (size_t i = 0; i < inputs; ++i) constant.push_back(i);
+  return constant;
+}
+
+struct CudaUnaryCase {
+  const char* name;
+  std::function<Tensor(const Tensor&)> op;
+  double lo, hi;                 // the domain drawn
+  std::vector<double> specials;  // values with rules of their own: 0, kinks, bounds, inf, NaN
+  bool exact;
+};
+
+const std::vector<CudaUnaryCase>& cuda_unary_cases() {
+  static const std::vector<CudaUnaryCase> cases = {
+      {"neg", [](const Tensor& x) { return neg(x); }, -2, 2, {0.0, -0.0, kInf, kNaN}, true},
+      {"exp", [](const Tensor& x) { return exp(x); }, -3, 3, {0.0, -200, 100, -kInf, kInf, kNaN}, false},
+      {"log", [](const Tensor& x) { return log(x); }, 0.1, 4, {0.0, -0.0, -1, 1, kInf, kNaN}, false},
+      {"sqrt", [](const Tensor& x) { return sqrt(x); }, 0.1, 4, {0.0, -1, 1, 2, kInf, kNaN}, true},
+      {"abs", [](const Tensor& x) { return abs(x); }, -2, 2, {0.0, -0.0, -kInf, kNaN}, true},
+      {"relu", [](const Tensor& x) { return relu(x); }, -2, 2, {0.0, -0.0, -kInf, kInf, kNaN}, true},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, -6, 6, {0.0, -1000, 1000, -kInf, kInf, kNaN}, false},
+      {"tanh", [](const Tensor& x) { return tanh(x); }, -3, 3, {0.0, -50, 50, kInf, kNaN}, false},
+      {"clamp", [](const Tensor& x) { return clamp(x, -0.5, 0.7); }, -2, 2, {-0.5, 0.7, 0.0, -kInf, kNaN}, true},
+      {"clamp (one-sided)", [](const Tensor& x) { return clamp(x, -kInf, 0.25); }, -2, 2, {0.25, kInf, kNaN}, true},
+  };
+  return cases;
+}
+
+struct CudaBinaryCase {
+  const char* name;
+  std::function<Tensor(const Tensor&, const Tensor&)> op;
+  double lo_a, hi_a, lo_b, hi_b;
+  bool exact;
+};
+
+const std::vector<CudaBinaryCase>& cuda_binary_cases() {
+  static const std::vector<CudaBinaryCase> cases = {
+      {"add", [](const Tensor& a, const Tensor& b) { return add(a, b); }, -2, 2, -2, 2, true},
+      {"sub", [](const Tensor& a, const Tensor& b) { return sub(a, b); }, -2, 2, -2, 2, true},
+      {"mul", [](const Tensor& a, const Tensor& b) { return mul(a, b); }, -2, 2, -2, 2, true},
+      {"div", [](const Tensor& a, const Tensor& b) { return div(a, b); }, -2, 2, 0.5, 2, true},
+      {"pow", [](const Tensor& a, const Tensor& b) { return pow(a, b); }, 0.5, 2, -2, 2, false},
+      {"maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b); }, -1, 1, -1, 1, true},
+      {"minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); }, -1, 1, -1, 1, true},
+  };
+  return cases;
+}
+
+// Operand pairs that exercise every path of the binary launcher: (a, b, whether they broadcast).
+struct OperandPair {
+  const char* layout;
+  Tensor a, b;
+  bool broadcasts;
+};
+
+std::vector<OperandPair> operand_pairs(const CudaBinaryCase& c, DType dtype) {
+  auto a = [&](const Shape& s, uint64_t seed = 7) { return draw(s, c.lo_a, c.hi_a, {}, seed).to(dtype); };
+  auto b = [&](const Shape& s, uint64_t seed = 8) { return draw(s, c.lo_b, c.hi_b, {}, seed).to(dtype); };
+  return {
+      {"same shape, contiguous", a({3, 5, 7}), b({3, 5, 7}), false},
+      {"prime size 1031", a({1031}), b({1031}), false},
+      {"1x1", a({1, 1}), b({1, 1}), false},
+      {"0-d", a({}), b({}), false},
+      {"non-contiguous and transposed", test::noncontiguous(a({3, 5, 7})), transposed_layout(b({3, 5, 7})), false},
+      {"a.t() and an expanded b", a({7, 5}).t(), b({5, 1}).expand({5, 7}), false},
+      {"broadcast both ways", a({3, 1, 7}), b({5, 1}), true},
+      {"tensor and scalar", a({1031}), b({}), true},
+      {"scalar and tensor", a({}), b({2, 3}), true},
+      {"size-1 dims against full ones", a({1, 4, 1}), b({3, 1, 5}), true},
+      {"empty", a({0, 3}), b({1, 3}), true},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("unary ops: cuda matches cpu, forward and backward, every layout" * doctest::test_suite("cuda")) {
+  for (const CudaUnaryCase& c : cuda_unary_cases()) {
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      INFO(c.name << " " << dtype_name(dtype));
+      const test::DeviceTolerance tol = cuda_tolerance(c.exact, dtype);
+      auto f = [&](const std::vector<Tensor>& in) { return c.op(in[0]); };
+      auto x = [&](const Shape& s, uint64_t seed = 7) { return draw(s, c.lo, c.hi, {}, seed).to(dtype); };
+      test::compare_devices("contiguous 3x5x7", f, {x({3, 5, 7})}, tol);
+      test::compare_devices("prime size 1031", f, {x({1031})}, tol);
+      test::compare_devices("non-contiguous", f, {test::noncontiguous(x({3, 5, 7}))}, tol);
+      test::compare_devices("transposed layout", f, {transposed_layout(x({4, 6, 5}))}, tol);
+      test::compare_devices("expanded", f, {x({1, 7}).expand({4, 7})}, tol);
+      test::compare_devices("1x1", f, {x({1, 1})}, tol);
+      test::compare_devices("0-d", f, {x({})}, tol);
+      test::compare_devices("empty", f, {x({0, 3})}, tol);
+      test::compare_devices("special values", f,
+                            {from_vector(c.specials, {int64_t(c.specials.size())}, {DType::Float64}).to(dtype)}, tol);
+    }
+  }
+}
+
+TEST_CASE("unary ops: cuda over more elements than one grid pass, both paths" * doctest::test_suite("cuda")) {
+  // 131101 floats are more packs (32776) and more elements than the 128 x 256 threads that
+  // the emulator's grid holds: each thread's grid-stride loop turns twice or more.
+  for (const char* name : {"relu", "exp"}) {
+    const CudaUnaryCase& c = *std::find_if(cuda_unary_cases().begin(), cuda_unary_cases().end(),
+                                           [&](const CudaUnaryCase& k) { return std::string(k.name) == name; });
+    INFO(c.name);
+    const Tensor x = draw({131101}, c.lo, c.hi).to(DType::Float32);
+    auto f = [&](const std::vector<Tensor>& in) { return c.op(in[0]); };
+    test::compare_devices("vectorized", f, {x}, cuda_tolerance(c.exact, DType::Float32));
+    test::compare_devices("strided", f, {test::noncontiguous(x)}, cuda_tolerance(c.exact, DType::Float32));
+  }
+}
+
+TEST_CASE("binary ops: cuda matches cpu, forward and backward, broadcasting and layouts" *
+          doctest::test_suite("cuda")) {
+  for (const CudaBinaryCase& c : cuda_binary_cases()) {
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      INFO(c.name << " " << dtype_name(dtype));
+      auto f = [&](const std::vector<Tensor>& in) { return c.op(in[0], in[1]); };
+      for (const OperandPair& p : operand_pairs(c, dtype))
+        test::compare_devices(p.layout, f, {p.a, p.b}, cuda_tolerance(c.exact, dtype),
+                              constant_unless_sum(p.broadcasts, 2));
+    }
+  }
+}
+
+TEST_CASE("binary ops: cuda special values (NaN, infinities, zeros, ties)" * doctest::test_suite("cuda")) {
+  // Every pair of these values, as two 9x9 grids: NaN wins maximum/minimum, ties split
+  // their gradient, 0^0 = 1 and 0^-1 = inf for pow, x/0 = +-inf and 0/0 = NaN for div.
+  const std::vector<double> v = {0.0, -0.0, 1.0, -1.5, 2.0, kInf, -kInf, kNaN, 0.5};
+  std::vector<double> av, bv;
+  for (double x : v)
+    for (double y : v) av.push_back(x), bv.push_back(y);
+  for (const CudaBinaryCase& c : cuda_binary_cases()) {
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      INFO(c.name << " " << dtype_name(dtype));
+      const Tensor a = from_vector(av, {9, 9}).to(dtype), b = from_vector(bv, {9, 9}).to(dtype);
+      test::compare_devices("special values", [&](const std::vector<Tensor>& in) { return c.op(in[0], in[1]); },
+                            {a, b}, cuda_tolerance(c.exact, dtype));
+    }
+  }
+}
+
+TEST_CASE("binary ops: cuda int64 arithmetic is exact; integer division by zero throws" *
+          doctest::test_suite("cuda")) {
+  const Device gpu = Device::cuda();
+  const Tensor a = tensor({7, -7, 9, -9, 0, 5}, {DType::Int64}), b = tensor({2, 2, -4, -4, 3, 1}, {DType::Int64});
+  for (const CudaBinaryCase& c : cuda_binary_cases()) {
+    if (std::string(c.name) == "pow") continue;  // floating only
+    INFO(c.name);
+    test::compare_devices("int64", [&](const std::vector<Tensor>& in) { return c.op(in[0], in[1]); }, {a, b},
+                          {.atol = 0, .rtol = 0});
+    test::compare_devices("int64, broadcast", [&](const std::vector<Tensor>& in) { return c.op(in[0], in[1]); },
+                          {a.reshape({2, 1, 3}), b.narrow(0, 0, 3)}, {.atol = 0, .rtol = 0});
+  }
+  CHECK(test::values(div(a.to(gpu), b.to(gpu)).to(Device::cpu())) == std::vector<double>{3, -3, -2, 2, 0, 5});
+  test::check_throws_with([&] { (void)div(a.to(gpu), tensor({1, 0, 2, 3, 4, 5}, {DType::Int64}).to(gpu)); },
+                          {"div", "division by zero"});
+}
+
+TEST_CASE("comparisons: cuda matches cpu for every dtype, NaN, broadcasting" * doctest::test_suite("cuda")) {
+  const std::vector<double> v = {0.0, -0.0, 1.0, -1.5, 2.0, kInf, -kInf, kNaN, 0.5};
+  std::vector<double> av, bv;
+  for (double x : v)
+    for (double y : v) av.push_back(x), bv.push_back(y);
+  const std::vector<std::pair<const char*, Tensor (*)(const Tensor&, const Tensor&)>> ops = {
+      {"eq", eq}, {"ne", ne}, {"lt", lt}, {"le", le}, {"gt", gt}, {"ge", ge}};
+  for (const auto& [name, op] : ops) {
+    auto f = [op = op](const std::vector<Tensor>& in) { return op(in[0], in[1]); };
+    for (DType dtype : {DType::Float32, DType::Float64, DType::Int64, DType::UInt8}) {
+      const std::string what = std::string(name) + " " + dtype_name(dtype);
+      INFO(what);
+      // uint8 and int64 see the values converted (NaN -> INT64_MIN, -1.5 -> -1 or 255).
+      const Tensor a = from_vector(av, {9, 9}).to(dtype), b = from_vector(bv, {9, 9}).to(dtype);
+      const std::vector<size_t> all = {0, 1};  // comparisons have no gradient
+      test::compare_devices("grid of special values", f, {a, b}, {.atol = 0, .rtol = 0}, all);
+      test::compare_devices("prime size 1031, contiguous", f, {draw({1031}, -2, 2).to(dtype),
+                            draw({1031}, -2, 2, {}, 8).to(dtype)}, {.atol = 0, .rtol = 0}, all);
+      test::compare_devices("broadcast both ways", f, {draw({3, 1, 7}, -2, 2).to(dtype),
+                            draw({5, 1}, -2, 2, {}, 8).to(dtype)}, {.atol = 0, .rtol = 0}, all);
+      test::compare_devices("non-contiguous", f, {test::noncontiguous(a), transposed_layout(b)},
+                            {.atol = 0, .rtol = 0}, all);
+      test::compare_devices("empty", f, {draw({0, 3}, -2, 2).to(dtype), draw({3}, -2, 2).to(dtype)},
+                            {.atol = 0, .rtol = 0}, all);
+    }
+  }
+}
+
+TEST_CASE("where: cuda matches cpu, forward and backward, broadcasting both ways" * doctest::test_suite("cuda")) {
+  const test::DeviceTolerance exact = {.atol = 0, .rtol = 0};  // a selection
+  auto f = [](const std::vector<Tensor>& in) { return where(in[0], in[1], in[2]); };
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    auto x = [&](const Shape& s, uint64_t seed) { return draw(s, -1, 1, {}, seed).to(dtype); };
+    const Tensor cond = gt(draw({3, 5, 7}, -1, 1, {}, 4), 0.0);
+    test::compare_devices("same shapes", f, {cond, x({3, 5, 7}, 5), x({3, 5, 7}, 6)}, exact, {0});
+    test::compare_devices("prime size 1031", f, {gt(draw({1031}, -1, 1, {}, 4), 0.0), x({1031}, 5), x({1031}, 6)},
+                          exact, {0});
+    test::compare_devices("non-contiguous", f,
+                          {test::noncontiguous(cond), transposed_layout(x({3, 5, 7}, 5)), test::noncontiguous(x({3, 5, 7}, 6))},
+                          exact, {0});
+    test::compare_devices("broadcast both ways", f, {gt(draw({3, 1, 5}, -1, 1, {}, 4), 0.0), x({4, 1}, 5), x({3, 4, 5}, 6)},
+                          exact, constant_unless_sum(true, 3));
+    test::compare_devices("scalar operands", f, {cond, x({}, 5), x({7}, 6)}, exact, constant_unless_sum(true, 3));
+    test::compare_devices("empty", f, {gt(draw({0, 3}, -1, 1), 0.0), x({0, 3}, 5), x({3}, 6)}, exact,
+                          constant_unless_sum(true, 3));
+  }
+  SUBCASE("integer operands") {
+    const Tensor cond = tensor({1, 0, 1}, {DType::UInt8});
+    for (DType dtype : {DType::Int64, DType::UInt8})
+      test::compare_devices(dtype_name(dtype), f,
+                            {cond, tensor({1, 2, 3}, {dtype}), tensor({250, 5, 6}, {dtype}).reshape({3, 1})}, exact);
+  }
+}
+
+TEST_CASE("elementwise: cuda vectorized and strided paths agree bit for bit, run after run" *
+          doctest::test_suite("cuda")) {
+  // The launcher (ops/cuda/elementwise.cuh) takes the vectorized path when every operand is
+  // a dense, 16-byte aligned block of the output's shape, the strided path otherwise: a
+  // narrow() that starts one element in is dense but misaligned. The same values through
+  // both must give the same bits, on every run.
+  const Device gpu = Device::cuda();
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    const int64_t n = 1031;
+    const Tensor host_a = draw({n}, 0.5, 2).to(dtype), host_b = draw({n}, -2, 2, {}, 8).to(dtype);
+    const Tensor dense_a = host_a.to(gpu), dense_b = host_b.to(gpu);
+    auto misaligned = [&](const Tensor& host) {
+      Tensor buf = empty({n + 1}, {dtype, gpu});
+      Tensor view = buf.narrow(0, 1, n);
+      copy_(view, host);
+      return view;
+    };
+    const Tensor shifted_a = misaligned(host_a), shifted_b = misaligned(host_b);
+    const Tensor every_other_a = test::noncontiguous(dense_a);  // strided on the device
+    REQUIRE_FALSE(every_other_a.is_contiguous());
+    for (const CudaUnaryCase& c : cuda_unary_cases()) {
+      INFO(c.name);
+      const Tensor vectorized = c.op(dense_a);
+      check_close(vectorized, c.op(shifted_a), 0, 0, "misaligned (strided path)");
+      check_close(vectorized, c.op(every_other_a), 0, 0, "every other element (strided path)");
+      check_close(vectorized, c.op(dense_a), 0, 0, "a second run");
+      check_close(vectorized, c.op(host_a), cuda_tolerance(c.exact, dtype).atol, cuda_tolerance(c.exact, dtype).rtol,
+                  "against the cpu");
+    }
+    for (const CudaBinaryCase& c : cuda_binary_cases()) {
+      INFO(c.name);
+      const Tensor vectorized = c.op(dense_a, dense_b);
+      check_close(vectorized, c.op(shifted_a, dense_b), 0, 0, "a misaligned");
+      check_close(vectorized, c.op(dense_a, shifted_b), 0, 0, "b misaligned");
+      check_close(vectorized, c.op(every_other_a, dense_b), 0, 0, "a strided");
+      check_close(vectorized, c.op(dense_a, dense_b), 0, 0, "a second run");
+      check_close(vectorized, c.op(host_a, host_b), cuda_tolerance(c.exact, dtype).atol,
+                  cuda_tolerance(c.exact, dtype).rtol, "against the cpu");
+    }
+    const Tensor mask = gt(dense_b, 0.0);
+    check_close(where(mask, dense_a, dense_b), where(gt(shifted_b, 0.0), shifted_a, dense_b), 0, 0, "where");
+    check_close(lt(dense_a, dense_b), lt(shifted_a, shifted_b), 0, 0, "lt");
   }
 }

@@ -9,20 +9,27 @@
 //                     converts each element with the CPU's rules (tensor/dtype.h convert:
 //                     truncation toward zero, INT64_MIN for NaN and out-of-range values,
 //                     uint8 keeps the low 8 bits), never the GPU's saturating conversions.
-//   host -> device    src's values in dst's dtype, dense, in src's own shape (cpu::copy
-//                     arranges them; skipped when src already is such a block), then
-//                     cudaMemcpyAsync straight into dst when dst is that dense block, or into
-//                     a device buffer and from there a device copy that places (and
-//                     broadcasts) them. A copy from pageable memory returns once CUDA has
-//                     taken the bytes, so the host buffer may go right after.
+//   host -> device    src's values in dst's dtype, dense, in src's own shape, copied into a
+//                     pinned staging block (ops/cuda/caching_allocator.h: cpu::copy arranges
+//                     them first unless src already is such a block), then cudaMemcpyAsync
+//                     straight into dst when dst is that dense block, or into a device buffer
+//                     and from there a device copy that places (and broadcasts) them. From
+//                     pinned memory the transfer is a true asynchronous DMA: the host returns
+//                     at once, where a copy from pageable memory may first wait for the stream
+//                     to drain (CUDA's "API synchronization behavior"), a stall per batch. The
+//                     pool reuses the block only after the stream has passed the copy.
 //   device -> host    src made dense on the device in its own shape and dtype (skipped when
 //                     it is), cudaMemcpyAsync into dst when dst is that dense block or into a
 //                     host buffer, a synchronize (the host reads the bytes next), then
-//                     cpu::copy converts, places and broadcasts.
-// A broadcast source crosses the bus at its own size, never expanded.
+//                     cpu::copy converts, places and broadcasts. No pinned staging: the host
+//                     waits for these bytes anyway, and a pinned detour would add a copy.
+// A source that copy_ broadcasts to dst's shape crosses the bus at its own size.
 #include "ops/cuda/copy.h"
 
+#include <cstring>
+
 #include "ops/cpu/copy.h"
+#include "ops/cuda/caching_allocator.h"
 #include "ops/cuda/elementwise.cuh"
 
 namespace mila::cuda {
@@ -62,9 +69,11 @@ void host_to_device(const Tensor& dst, const Tensor& src) {
     host = Tensor::allocate(src.shape(), dst.dtype(), Device::cpu());
     cpu::copy(host, src);
   }
+  PinnedBuffer staging(host.nbytes());
+  std::memcpy(staging.data(), host.raw_data(), host.nbytes());
   const bool direct = dense_like(dst, host);
   const Tensor landing = direct ? dst : Tensor::allocate(host.shape(), host.dtype(), dst.device());
-  CUDA_CHECK(cudaMemcpyAsync(landing.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice,
+  CUDA_CHECK(cudaMemcpyAsync(landing.raw_data(), staging.data(), host.nbytes(), cudaMemcpyHostToDevice,
                              context().stream()));
   if (!direct) device_copy(dst, landing);
 }

@@ -21,7 +21,7 @@
 //   strided     anything else (broadcast, transposed, sliced, a misaligned offset): one
 //               element per thread per iteration, every operand located through its
 //               strides (StridedIndexer). The host first merges the dims that every operand
-//               walks as one and drops size-1 dims (cpu::coalesce_dims, the CPU loops'
+//               walks as one and drops size-1 dims (cpu::coalesce_dims, the CPU loops
 //               own), so a contiguous [N, C, H, W] + bias [1, C, 1, 1] unravels 3 dims per
 //               element instead of 4, and a dense copy from a sliced row unravels 1.
 //
@@ -36,7 +36,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "ops/cpu/loops.h"  // cpu::coalesce_dims
+#include "ops/cpu/coalesce.h"
 #include "ops/cuda/runtime.h"
 
 namespace mila::cuda {
