@@ -600,8 +600,11 @@ TEST_CASE("binary misuse: broadcast failure and dtype mismatch name the op and t
 }
 
 TEST_CASE("elementwise ops have a CUDA slot that answers clearly") {
-  for (Op op : {Op::neg, Op::exp, Op::relu, Op::clamp, Op::add, Op::mul, Op::pow, Op::eq, Op::where}) {
+  for (Op op : {Op::neg, Op::exp, Op::log, Op::sqrt, Op::abs, Op::relu, Op::sigmoid, Op::tanh, Op::clamp, Op::add,
+                Op::sub, Op::mul, Op::div, Op::pow, Op::maximum, Op::minimum, Op::eq, Op::ne, Op::lt, Op::le, Op::gt,
+                Op::ge, Op::where}) {
     INFO("op " << std::string(op_name(op)));
+    CHECK(kOpHasCuda[size_t(op)]);  // every one has a kernel in ops/cuda/ (the cases in the suite "cuda" below)
     CHECK(supports(op, Device::cpu()));
     CHECK_NOTHROW(check_supported(op, Device::cpu()));
     CHECK(supports(op, Device::cuda()) == (cuda_compiled() && kOpHasCuda[size_t(op)]));

@@ -21,14 +21,15 @@
 //   strided     anything else (broadcast, transposed, sliced, a misaligned offset): one
 //               element per thread per iteration, every operand located through its
 //               strides (StridedIndexer). The host first merges the dims that every operand
-//               walks as one and drops size-1 dims (cpu::coalesce_dims, the CPU loops
-//               own), so a contiguous [N, C, H, W] + bias [1, C, 1, 1] unravels 3 dims per
+//               walks as one and drops size-1 dims (cpu::coalesce_dims, as the CPU loops
+//               do), so a contiguous [N, C, H, W] + bias [1, C, 1, 1] unravels 3 dims per
 //               element instead of 4, and a dense copy from a sliced row unravels 1.
 //
 // Both paths call f on the same element values, so they give the same bits (tested in
 // tests/test_elementwise.cpp by running one op on a contiguous and on a strided copy of
 // the same input). Each output element is written by exactly one thread: no races, and
-// results do not depend on the grid.
+// results do not depend on the grid. The grid holds at most 32 blocks per multiprocessor
+// (elementwise_blocks): larger tensors make each thread's grid-stride loop turn.
 #pragma once
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // CUDA kernels of the unary elementwise ops (ops/unary.h), in ops/cuda/unary.cu. The same
-// contract as ops/cpu/unary.h; they run the ops whose CUDA column in ops/op_list.h is true
-// (none yet) and throw throw_unsupported's error for the others.
+// contract as ops/cpu/unary.h (in, dout and out may have any strides); they run the ops
+// whose CUDA column in ops/op_list.h is true and throw throw_unsupported's error for the
+// others.
 #pragma once
 
 #include "ops/op_list.h"
