@@ -61,7 +61,7 @@ __global__ void concat_kernel(ConcatParams<T> p, int64_t n) {
 
 template <typename T>
 void concat_typed(const Tensor& out, const std::vector<const Tensor*>& parts, int64_t dim) {
-  ConcatParams<T> p;
+  ConcatParams<T> p{};  // zeroed: the unused slots are copied to the device too
   p.nd = int(out.dim());
   p.dim = int(dim);
   for (int d = 0; d < p.nd; ++d) {
