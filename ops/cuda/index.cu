@@ -24,7 +24,8 @@
 // over the rows of a [N, 8] matrix: 8 threads) leaves most of the GPU idle. The parallel
 // deterministic alternative, PyTorch's for index_add and embedding backward, sorts the
 // (index, position) pairs and reduces each run of equal indices in a fixed order; it pays
-// a sort and more memory traffic, which the sizes this project scatters do not need.
+// a sort and more memory traffic. The scatter this project runs every step is max's backward
+// (ops/reduce.cpp): one value per line, which the kernel here does fully in parallel.
 //
 // Note [index range check]. The index values live on the GPU, so the check that they are in
 // [0, size) is a kernel too: every out-of-range value sets the context's error word
@@ -158,9 +159,10 @@ void check_index_range(const Tensor& idx, int64_t size, int64_t dim, const char*
   try {
     ctx.check_error_word(std::string(op) + ": an index is out of range for dim " + std::to_string(dim) + " of size " +
                          std::to_string(size));
-  } catch (const std::exception&) {
+  } catch (const std::out_of_range&) {
     // Note [index range check]: name the first bad value as the CPU path does (this throws
-    // std::out_of_range). Should the host find none, the error was something else: pass it on.
+    // std::out_of_range too). The host always finds one; should it not, the word's own message
+    // (the op, the dim and the size) goes on.
     const Tensor host = Tensor::allocate(idx.shape(), DType::Int64, Device::cpu());
     cuda::copy(host, idx);  // device -> host
     cpu::check_index_range(host, size, dim, op);
