@@ -37,9 +37,9 @@ namespace mila {
   X(abs, true) X(relu, true) X(sigmoid, true) X(tanh, true) X(clamp, true) X(add, true)        \
   X(sub, true) X(mul, true) X(div, true) X(pow, true) X(maximum, true) X(minimum, true)        \
   X(eq, true) X(ne, true) X(lt, true) X(le, true) X(gt, true) X(ge, true)                     \
-  X(where, true) X(sum, false) X(max, false) X(argmax, false) X(softmax, false)               \
-  X(log_softmax, false) X(matmul, false) X(concat, false) X(gather, false) X(scatter_add, false) \
-  X(index_select, false) X(index_add, false)                                                    \
+  X(where, true) X(sum, true) X(max, true) X(argmax, true) X(softmax, true)                   \
+  X(log_softmax, true) X(matmul, false) X(concat, true) X(gather, true) X(scatter_add, true) \
+  X(index_select, true) X(index_add, true)                                                    \
   /* vision (ops/conv2d, batch_norm, pool, interpolate, channel_gate, ila, losses) */            \
   X(conv2d, false) X(batch_norm, false) X(max_pool2d, false) X(avg_pool2d, false)              \
   X(adaptive_avg_pool2d, false) X(interpolate_bilinear, false) X(channel_gate, false)          \
