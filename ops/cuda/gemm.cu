@@ -44,7 +44,8 @@
 //     [tensor-core fragments] (ops/cuda/device.h) and rounded to TF32 on the way.
 //   - Row strides 20 (A) and 136 (B) words put the 32 lanes of one fragment read on 32
 //     different banks (group * 20 + quad and quad * 136 + group are distinct mod 32), and
-//     keep every row start 16-byte aligned for cp.async.
+//     keep every row start 16-byte aligned for cp.async (the tiles are in dynamic shared
+//     memory, whose start is 16-byte aligned).
 //   - Loads: a row-major A and a row-major B come in 16-byte cp.async copies (4 floats
 //     along k for A, along n for B) when the operand is 16-byte aligned (data, ld and
 //     batch strides multiples of 4 floats); a chunk that crosses the matrix edge, or an
@@ -262,6 +263,7 @@ constexpr int kTcThreads = 256;
 constexpr int kTcAStride = kTcBlockK + 4;                    // A tile [m][k], padded (Note [tf32 gemm])
 constexpr int kTcBStride = kTcBlockN + 8;                    // B tile [k][n], padded
 constexpr int kTcATile = kTcBlockM * kTcAStride, kTcBTile = kTcBlockK * kTcBStride;
+constexpr size_t kTcSharedBytes = 2 * (kTcATile + kTcBTile) * sizeof(float);  // 37 KB: below the 48 KB default
 static_assert((kTcBlockM / kTcWarpM) * (kTcBlockN / kTcWarpN) * kWarpSize == kTcThreads, "one warp per warp tile");
 
 // The k-tile at (m0, k0) of A into tile[m][k]: 16-byte copies of 4 k-consecutive floats
@@ -323,8 +325,9 @@ __device__ __forceinline__ void load_b_tile_tf32(SharedSpan<float> tile, const f
 // grid (m tiles, n tiles, batch items), 256 threads.
 template <bool kATransposed, bool kBTransposed>
 __global__ void __launch_bounds__(kTcThreads) tf32_gemm_kernel(GemmKernelParams<float> p) {
-  __shared__ SharedArray<float, 2 * kTcATile> a_tiles;  // [buffer][m][k]
-  __shared__ SharedArray<float, 2 * kTcBTile> b_tiles;  // [buffer][k][n]
+  // Dynamic shared memory, because it is 16-byte aligned (cp.async needs it; a static
+  // SharedArray<float> is only 4-byte aligned): [buffer][m][k] of A, then [buffer][k][n] of B.
+  const SharedSpan<float> a_tiles = dynamic_shared<float>(), b_tiles = a_tiles + 2 * kTcATile;
   const int warp = int(threadIdx.x) / kWarpSize, lane = int(threadIdx.x) % kWarpSize;
   const int group = lane / 4, quad = lane % 4;  // Note [tensor-core fragments]
   const int wm = warp / kTcWarpsN * kTcWarpM, wn = warp % kTcWarpsN * kTcWarpN;  // warp tile in the block tile
@@ -340,8 +343,8 @@ __global__ void __launch_bounds__(kTcThreads) tf32_gemm_kernel(GemmKernelParams<
         for (int r = 0; r < 4; ++r) acc[mi][ni][r] = 0.f;
 
     if (steps > 0) {
-      load_a_tile_tf32<kATransposed>(a_tiles.span(), a, p.lda, m0, p.m, 0, p.k, p.a_aligned);
-      load_b_tile_tf32<kBTransposed>(b_tiles.span(), b, p.ldb, n0, p.n, 0, p.k, p.b_aligned);
+      load_a_tile_tf32<kATransposed>(a_tiles, a, p.lda, m0, p.m, 0, p.k, p.a_aligned);
+      load_b_tile_tf32<kBTransposed>(b_tiles, b, p.ldb, n0, p.n, 0, p.k, p.b_aligned);
     }
     cp_async_commit();
     for (int64_t step = 0; step < steps; ++step) {
@@ -350,13 +353,13 @@ __global__ void __launch_bounds__(kTcThreads) tf32_gemm_kernel(GemmKernelParams<
       __syncthreads();     // everyone's have; and everyone is done with step - 1's buffer
       if (step + 1 < steps) {
         const int64_t k0 = (step + 1) * kTcBlockK;
-        load_a_tile_tf32<kATransposed>(a_tiles.span() + (1 - current) * kTcATile, a, p.lda, m0, p.m, k0, p.k,
+        load_a_tile_tf32<kATransposed>(a_tiles + (1 - current) * kTcATile, a, p.lda, m0, p.m, k0, p.k,
                                        p.a_aligned);
-        load_b_tile_tf32<kBTransposed>(b_tiles.span() + (1 - current) * kTcBTile, b, p.ldb, n0, p.n, k0, p.k,
+        load_b_tile_tf32<kBTransposed>(b_tiles + (1 - current) * kTcBTile, b, p.ldb, n0, p.n, k0, p.k,
                                        p.b_aligned);
       }
       cp_async_commit();
-      const SharedSpan<float> at = a_tiles.span() + current * kTcATile, bt = b_tiles.span() + current * kTcBTile;
+      const SharedSpan<float> at = a_tiles + current * kTcATile, bt = b_tiles + current * kTcBTile;
       for (int kk = 0; kk < kTcBlockK; kk += 8) {
         uint32_t a_frag[kTcMmaM][4], b_frag[kTcMmaN][2];
         for (int mi = 0; mi < kTcMmaM; ++mi) {
@@ -479,7 +482,7 @@ void gemm_tf32(const GemmArgs<float>& g, const MergedBatch& batch) {
   const GemmKernelParams<float> p = kernel_params(g, batch);
   const dim3 grid = gemm_grid(g.m, g.n, batch.count, kTcBlockM, kTcBlockN);
   with_layouts(g.a.transposed, g.b.transposed, [&]<bool kAT, bool kBT>() {
-    MILA_LAUNCH((tf32_gemm_kernel<kAT, kBT>), grid, dim3(kTcThreads), 0, p);
+    MILA_LAUNCH((tf32_gemm_kernel<kAT, kBT>), grid, dim3(kTcThreads), kTcSharedBytes, p);
   });
 }
 
