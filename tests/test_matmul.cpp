@@ -463,6 +463,14 @@ TEST_CASE("matmul: cuda exact on small integers, every backend and layout (the T
     test::compare_devices("n edge inside an aligned 16-byte chunk", product,
                           {small_integers({20, 24}, 96), small_integers({24, 44}, 97).narrow(1, 0, 42)},
                           {.atol = 0, .rtol = 0}, kForwardOnly);
+    // A's rows are 24 floats apart (aligned) but k = 22: the last 16-byte chunk of each row
+    // reaches two NaNs past k. A kernel that copied them would multiply them by B's zero
+    // padding and return NaN; the edge chunk must be read element by element.
+    const Tensor wide = small_integers({20, 24}, 98), b = small_integers({22, 36}, 99);
+    fill_(wide.narrow(1, 22, 2), NAN);
+    const Tensor a = wide.narrow(1, 0, 22);
+    check_close(matmul(wide.to(test::cuda_device()).narrow(1, 0, 22), b.to(test::cuda_device())), matmul(a, b), 0, 0,
+                "k edge inside an aligned 16-byte chunk, NaN beyond it");
   }
 }
 
