@@ -20,14 +20,15 @@
 //     after the multiply), so the load latency hides behind 8 x 64 FMAs. One barrier per
 //     step is enough: a step reads one buffer and writes the other.
 //   - Register blocking: each thread owns an 8 x 8 micro-tile of C, so per k it reads 8
-//     values of A and 8 of B from shared memory and does 64 FMAs. Shared memory delivers
-//     one word per lane per cycle while the SM does four FMAs per lane per cycle, so
-//     fewer than 4 FMAs per shared load leaves the FMA units waiting; 8 x 8 gives 4 (a
-//     4 x 4 tile would give 2), with 64 accumulators + 16 operands; ptxas (sm_90) reports
-//     128-156 registers with the 64-bit addressing, no spills, so one or two blocks per SM.
+//     values of A and 8 of B from shared memory and does 64 FMAs. An SM reads 32 words of
+//     shared memory per cycle and does 128 FMAs per cycle, so fewer than 4 FMAs per shared
+//     load leaves the FMA units waiting; 8 x 8 gives 4 (a 4 x 4 tile would give 2), with
+//     64 accumulators + 16 operands; ptxas (sm_90) reports 128-156 registers with the
+//     64-bit addressing and no spills, so registers allow one or two blocks per SM.
 //   - The block tile of 128 x 128 reuses every element it loads from global memory 128
 //     times (32 flops per byte loaded); 256 threads x 64 outputs = 128 x 128 exactly.
-//     BK = 8 keeps the two buffers of both operands at 17 KB, so several blocks share an SM.
+//     BK = 8 keeps the two buffers of both operands at 17 KB: shared memory is not what
+//     limits the blocks per SM.
 //   - The micro-tile is strided, rows ty + 16 i and columns tx + 16 j (tx, ty in 0..15),
 //     not 8 adjacent rows: in one warp the 16 tx read 16 consecutive words of the B row
 //     (conflict-free banks) and the two ty read two words of the A row (broadcast); the
@@ -39,9 +40,9 @@
 //
 // Note [tf32 gemm]. Block tile 128 x 128, k-tile 16, 8 warps in a 2 x 4 grid, each warp a
 // 64 x 32 tile of C = 4 x 4 mma tiles of 16 x 8 (64 accumulators per lane, as above).
-//   - A is stored [m][k] and B [k][n], the row-major A and column-major B that mma.row.col
-//     reads; the fragment of each lane is read from shared memory with the layout of Note
-//     [tensor-core fragments] (ops/cuda/device.h) and rounded to TF32 on the way.
+//   - A is stored [m][k] and B [k][n]; each lane reads its fragment elements from there
+//     at the positions of Note [tensor-core fragments] (ops/cuda/device.h), rounding
+//     them to TF32 on the way.
 //   - Row strides 20 (A) and 136 (B) words put the 32 lanes of one fragment read on 32
 //     different banks (group * 20 + quad and quad * 136 + group are distinct mod 32), and
 //     keep every row start 16-byte aligned for cp.async (the tiles are in dynamic shared
