@@ -13,6 +13,8 @@
 
 #include "ops/threads.h"
 #include "ops/op_list.h"
+#include "ops/cuda/gemm.h"
+#include "tests/cuda_compare.h"
 #include "tests/test_util.h"
 
 using namespace mila;
@@ -277,4 +279,232 @@ TEST_CASE("matmul has a CUDA slot that answers clearly") {
   CHECK(supports(Op::matmul, Device::cpu()));
   if (!supports(Op::matmul, Device::cuda()))
     test::check_throws_with([] { check_supported(Op::matmul, Device::cuda()); }, {"matmul", "CUDA"});
+}
+
+// ---- the CUDA kernel (ops/cuda/matmul.cu, ops/cuda/gemm.cu) against the CPU ----------------------
+//
+// Tolerances, for inputs and upstream gradients in [-1, 1] and inner size K (the largest of
+// m, k, n, since the gradients are products with inner size m or n):
+//   float32, FP32 kernels: f32_atol(K) = 4 K eps. GPU and CPU each sum in their own order,
+//     each typically within sqrt(K) eps of the exact product, so they differ far less.
+//   float32, TF32 kernel: tf32_atol(K) = 4 * 2^-10 * sqrt(K). TF32 keeps 10 mantissa bits,
+//     so rounding an input costs a relative 2^-11 at most and a product of two rounded
+//     inputs (|ab| <= 1) is off by at most 2^-10. Those K errors are independent and of
+//     either sign, so their sum has a standard deviation of at most 2^-10 sqrt(K / 3);
+//     4 * 2^-10 sqrt(K) is 7 of them, while a misplaced fragment changes a result by ~1.
+//   float64: 4 K eps64, as float32.
+//   Integer-valued inputs in [-8, 8]: exact for every backend (TF32 holds them exactly,
+//     and every partial sum is an integer far below 2^24).
+namespace {
+
+double tf32_atol(int64_t k) { return 4.0 * std::ldexp(1.0, -10) * std::sqrt(double(std::max<int64_t>(k, 1))); }
+double f64_atol(int64_t k) { return 4.0 * double(std::max<int64_t>(k, 1)) * DBL_EPSILON; }
+
+// Selects a GEMM backend (Note [gemm backends]) for one scope, then restores the previous one.
+struct UseGemmBackend {
+  cuda::GemmBackend saved{};
+  explicit UseGemmBackend(cuda::GemmBackend backend) {
+    if constexpr (kCudaBuilt) {
+      saved = cuda::gemm_backend();
+      cuda::set_gemm_backend(backend);
+    }
+  }
+  ~UseGemmBackend() {
+    if constexpr (kCudaBuilt) cuda::set_gemm_backend(saved);
+  }
+};
+
+// The backends that can run here: all three on a GPU of compute capability 8.0+, mila and
+// tf32 under emulation (cuBLAS is not emulated).
+std::vector<cuda::GemmBackend> runnable_backends() {
+  std::vector<cuda::GemmBackend> all;
+  if constexpr (kCudaBuilt)
+    for (cuda::GemmBackend b : {cuda::GemmBackend::mila, cuda::GemmBackend::tf32, cuda::GemmBackend::cublas})
+      if (cuda::gemm_backend_available(b)) all.push_back(b);
+  return all;
+}
+
+std::string backend_name(cuda::GemmBackend backend) {
+  if constexpr (kCudaBuilt) return cuda::gemm_backend_name(backend);
+  return "?";
+}
+
+// The float32 tolerance of a backend for inner size k.
+test::DeviceTolerance f32_tolerance(cuda::GemmBackend backend, int64_t k) {
+  return {.atol = backend == cuda::GemmBackend::tf32 ? tf32_atol(k) : f32_atol(k), .rtol = 0};
+}
+
+Tensor product(const std::vector<Tensor>& in) { return matmul(in[0], in[1]); }
+
+// compare_devices' `constant` list: none (forward and gradients), or both inputs (forward
+// only). The gradient of a broadcast operand is summed over the batch by the engine with the
+// op `sum`, so those cases compare gradients once sum runs on the GPU (ops/op_list.h).
+std::vector<size_t> gradients_if_sum_on_gpu() {
+  if (supports(Op::sum, test::cuda_device())) return {};
+  MESSAGE("sum has no CUDA kernel yet: broadcast-batch cases compare the forward only");
+  return {0, 1};
+}
+const std::vector<size_t> kForwardOnly = {0, 1};
+
+// Integers in [-8, 8] as float32 (truncating draws from (-9, 9)).
+Tensor small_integers(const Shape& shape, uint64_t seed) {
+  return draw(shape, -8.99, 8.99, seed).to(DType::Int64).to(DType::Float32);
+}
+
+struct Mkn {
+  int64_t m, k, n;
+};
+// 1 x 1 x 1, below a tile, and tails in every dim of the 128 x 128 x 8 (16) tiles.
+const std::vector<Mkn> kDeviceShapes = {{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {64, 64, 64}, {129, 67, 131}};
+
+}  // namespace
+
+TEST_CASE("matmul: cuda matches cpu, forward and backward, every GEMM backend" * doctest::test_suite("cuda")) {
+  for (cuda::GemmBackend backend : runnable_backends()) {
+    CAPTURE(backend_name(backend));
+    const UseGemmBackend use(backend);
+    for (const Mkn& s : kDeviceShapes) {
+      CAPTURE(s.m);
+      CAPTURE(s.k);
+      CAPTURE(s.n);
+      const int64_t inner = std::max({s.m, s.k, s.n});
+      const Tensor a = draw({s.m, s.k}, -1, 1, 40).to(DType::Float32), b = draw({s.k, s.n}, -1, 1, 41).to(DType::Float32);
+      test::compare_devices("float32", product, {a, b}, f32_tolerance(backend, inner));
+      test::compare_devices("float32, a transposed, b every other column", product,
+                            {transposed_layout(a), test::noncontiguous(b)}, f32_tolerance(backend, inner));
+      test::compare_devices("float32, b a .t() view", product, {a, b.t().contiguous().t()},
+                            f32_tolerance(backend, inner));
+      if (s.m * s.k * s.n <= 64 * 64 * 64)  // float64 runs the FP32 kernel's double twin (or cublasDgemm)
+        test::compare_devices("float64", product, {draw({s.m, s.k}, -1, 1, 42), transposed_layout(draw({s.k, s.n}, -1, 1, 43))},
+                              {.atol = f64_atol(inner), .rtol = 0});
+    }
+  }
+}
+
+TEST_CASE("matmul: cuda batched, broadcast, strided and empty operands" * doctest::test_suite("cuda")) {
+  for (cuda::GemmBackend backend : runnable_backends()) {
+    CAPTURE(backend_name(backend));
+    const UseGemmBackend use(backend);
+    const auto tol = [&](int64_t k) { return f32_tolerance(backend, k); };
+    auto f32 = [](const Shape& shape, uint64_t seed) { return draw(shape, -1, 1, seed).to(DType::Float32); };
+    // Tolerances count every product in a gradient: dA of a [B, 1, m, k] sums H items of
+    // inner size n, dB sums B items of inner size m.
+    const std::vector<size_t> summed = gradients_if_sum_on_gpu();
+    SUBCASE("[B, 1, m, k] x [H, k, n]: broadcast batch dims, summed back in the gradients") {
+      test::compare_devices("small", product, {f32({2, 1, 5, 7}, 50), f32({3, 7, 3}, 51)}, tol(2 * 5), summed);
+      test::compare_devices("past a tile", product, {f32({2, 1, 130, 9}, 52), f32({3, 9, 20}, 53)}, tol(2 * 130),
+                            summed);
+      test::compare_devices("both broadcast, reversed layouts", product,
+                            {transposed_layout(f32({3, 1, 6, 5}, 54)), transposed_layout(f32({1, 4, 5, 9}, 55))},
+                            tol(4 * 9), summed);
+    }
+    SUBCASE("an expanded (stride-0) batch operand and permuted batch dims") {
+      test::compare_devices("b expanded", [](const std::vector<Tensor>& in) {
+        return matmul(in[0], in[1].unsqueeze(0).expand({4, 5, 3}));
+      }, {f32({4, 6, 5}, 56), f32({5, 3}, 57)}, tol(4 * 6), summed);
+      test::compare_devices("a expanded, b transposed", [](const std::vector<Tensor>& in) {
+        return matmul(in[0].unsqueeze(0).expand({4, 6, 5}), in[1].transpose(-1, -2));
+      }, {f32({6, 5}, 58), f32({4, 3, 5}, 59)}, tol(4 * 3), summed);
+      // [4, 2] batch with strides (m k, 4 m k): the two batch dims do not merge into one.
+      test::compare_devices("permuted batch", product, {f32({2, 4, 6, 5}, 60).permute({1, 0, 2, 3}), f32({5, 3}, 61)},
+                            tol(8 * 6), summed);
+      test::compare_devices("every other element", product,
+                            {test::noncontiguous(f32({3, 6, 5}, 62)), test::noncontiguous(f32({3, 5, 4}, 63))}, tol(6));
+      test::compare_devices("narrowed (unaligned) operands", product,
+                            {f32({40, 37}, 64).narrow(1, 1, 33), f32({36, 50}, 65).narrow(0, 3, 33).narrow(1, 1, 45)},
+                            tol(45));
+    }
+    SUBCASE("vectors, size-1 dims, batch 1") {
+      test::compare_devices("dot", product, {f32({37}, 66), f32({37}, 67)}, tol(37));
+      test::compare_devices("row vector x matrix", product, {f32({9}, 68), f32({9, 5}, 69)}, tol(9));
+      test::compare_devices("matrix x column vector", product, {f32({5, 9}, 70), f32({9}, 71)}, tol(9));
+      test::compare_devices("outer product (k = 1)", product, {f32({7, 1}, 72), f32({1, 6}, 73)}, tol(7));
+      test::compare_devices("batch 1", product, {f32({1, 3, 4}, 74), f32({1, 4, 2}, 75)}, tol(4));
+    }
+    SUBCASE("k = 0 gives zeros; empty m and batch give empty results") {
+      test::compare_devices("k = 0", product, {f32({3, 0}, 76), f32({0, 4}, 77)}, {.atol = 0, .rtol = 0});
+      test::compare_devices("k = 0, batched", product, {f32({2, 3, 0}, 78), f32({0, 5}, 79)}, {.atol = 0, .rtol = 0},
+                            summed);
+      // dB = A^T dout is a product with k = 0 here.
+      test::compare_devices("m = 0", product, {f32({0, 5}, 80), f32({5, 4}, 81)}, {.atol = 0, .rtol = 0});
+      test::compare_devices("empty batch", product, {f32({2, 0, 3, 5}, 82), f32({5, 2}, 83)}, {.atol = 0, .rtol = 0},
+                            summed);
+    }
+  }
+}
+
+TEST_CASE("matmul: cuda exact on small integers, every backend and layout (the TF32 fragments)" *
+          doctest::test_suite("cuda")) {
+  // Integer-valued operands are exact in TF32 and every partial sum is exact in FP32, so each
+  // backend must give the CPU's result to the bit: a fragment element read from the wrong row
+  // or column of the mma layout (Note [tensor-core fragments]) cannot hide in a tolerance.
+  // Forward only: the upstream gradient compare_devices draws is not integer-valued.
+  const std::vector<Mkn> shapes = {{16, 8, 8},     // one mma tile
+                                   {128, 16, 128}, // one block tile, one k-step, aligned cp.async
+                                   {36, 32, 44},   // tails in m, aligned copies up to the n edge
+                                   {35, 29, 47},   // unaligned: element-wise loads everywhere
+                                   {130, 40, 260}};  // several blocks and k-steps
+  for (cuda::GemmBackend backend : runnable_backends()) {
+    CAPTURE(backend_name(backend));
+    const UseGemmBackend use(backend);
+    for (const Mkn& s : shapes) {
+      CAPTURE(s.m);
+      CAPTURE(s.k);
+      CAPTURE(s.n);
+      const Tensor a = small_integers({s.m, s.k}, 90), b = small_integers({s.k, s.n}, 91);
+      const Tensor at = small_integers({s.k, s.m}, 92).t(), bt = small_integers({s.n, s.k}, 93).t();
+      test::compare_devices("row-major x row-major", product, {a, b}, {.atol = 0, .rtol = 0}, kForwardOnly);
+      test::compare_devices("row-major x column-major", product, {a, bt}, {.atol = 0, .rtol = 0}, kForwardOnly);
+      test::compare_devices("column-major x row-major", product, {at, b}, {.atol = 0, .rtol = 0}, kForwardOnly);
+      test::compare_devices("column-major x column-major", product, {at, bt}, {.atol = 0, .rtol = 0}, kForwardOnly);
+    }
+    test::compare_devices("batched, broadcast", product,
+                          {small_integers({2, 1, 20, 24}, 94), small_integers({3, 24, 36}, 95)}, {.atol = 0, .rtol = 0}, kForwardOnly);
+    test::compare_devices("n edge inside an aligned 16-byte chunk", product,
+                          {small_integers({20, 24}, 96), small_integers({24, 44}, 97).narrow(1, 0, 42)},
+                          {.atol = 0, .rtol = 0}, kForwardOnly);
+    // A's rows are 24 floats apart (aligned) but k = 22: the last 16-byte chunk of each row
+    // reaches two NaNs past k. A kernel that copied them would multiply them by B's zero
+    // padding and return NaN; the edge chunk must be read element by element.
+    const Tensor wide = small_integers({20, 24}, 98), b = small_integers({22, 36}, 99);
+    fill_(wide.narrow(1, 22, 2), NAN);
+    const Tensor a = wide.narrow(1, 0, 22);
+    check_close(matmul(wide.to(test::cuda_device()).narrow(1, 0, 22), b.to(test::cuda_device())), matmul(a, b), 0, 0,
+                "k edge inside an aligned 16-byte chunk, NaN beyond it");
+  }
+}
+
+TEST_CASE("matmul: cuda gives the same bits twice, every backend" * doctest::test_suite("cuda")) {
+  const Device gpu = test::cuda_device();
+  const Tensor a = draw({3, 150, 301}, -1, 1, 100).to(DType::Float32).to(gpu);
+  const Tensor b = draw({301, 170}, -1, 1, 101).to(DType::Float32).to(gpu);
+  for (cuda::GemmBackend backend : runnable_backends()) {
+    CAPTURE(backend_name(backend));
+    const UseGemmBackend use(backend);
+    const std::vector<double> first = test::values(matmul(a, b).to(Device::cpu()));
+    const std::vector<double> second = test::values(matmul(a, b).to(Device::cpu()));
+    CHECK(first == second);
+  }
+}
+
+TEST_CASE("matmul: the GEMM backend switch" * doctest::test_suite("cuda")) {
+  if constexpr (kCudaBuilt) {
+    CHECK(cuda::parse_gemm_backend("mila") == cuda::GemmBackend::mila);
+    CHECK(cuda::parse_gemm_backend("tf32") == cuda::GemmBackend::tf32);
+    CHECK(cuda::parse_gemm_backend("cublas") == cuda::GemmBackend::cublas);
+    test::check_throws_with([] { (void)cuda::parse_gemm_backend("cudnn"); },
+                            {"MILA_CUDA_GEMM", "cudnn", "mila", "tf32", "cublas"});
+    for (cuda::GemmBackend b : {cuda::GemmBackend::mila, cuda::GemmBackend::tf32, cuda::GemmBackend::cublas})
+      CHECK(cuda::parse_gemm_backend(cuda::gemm_backend_name(b)) == b);
+    {
+      const UseGemmBackend use(cuda::GemmBackend::tf32);
+      CHECK(cuda::gemm_backend() == cuda::GemmBackend::tf32);
+    }
+    CHECK(cuda::gemm_backend_available(cuda::GemmBackend::mila));
+    if (!cuda::gemm_backend_available(cuda::GemmBackend::cublas)) {  // the emulation build
+      const UseGemmBackend use(cuda::GemmBackend::cublas);
+      const Tensor x = ones({2, 2}, {DType::Float32, test::cuda_device()});
+      test::check_throws_with([&] { (void)matmul(x, x); }, {"cuBLAS is not emulated", "MILA_CUDA_GEMM=cublas"});
+    }
+  }
 }
