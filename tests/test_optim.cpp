@@ -120,6 +120,27 @@ Tensor state_slot(const Optimizer& opt, const std::string& slot) {
     if (name == "0.0." + slot) return t;
   return Tensor();
 }
+// Optimizers with state of every kind, made for one parameter.
+using MakeOptimizer = std::function<std::unique_ptr<Optimizer>(const Tensor&)>;
+std::vector<std::pair<std::string, MakeOptimizer>> optimizer_kinds() {
+  return {
+      {"Adam", [](const Tensor& w) { return std::make_unique<Adam>(std::vector<Tensor>{w}, AdamOptions{.lr = 0.05}); }},
+      {"AdamW", [](const Tensor& w) {
+         return std::make_unique<Adam>(std::vector<Tensor>{w},
+                                       AdamOptions{.lr = 0.05, .weight_decay = 0.1, .decoupled_weight_decay = true});
+       }},
+      {"SGD momentum", [](const Tensor& w) {
+         return std::make_unique<SGD>(std::vector<Tensor>{w}, SGDOptions{.lr = 0.05, .momentum = 0.9});
+       }},
+      {"SGD nesterov, weight decay", [](const Tensor& w) {
+         return std::make_unique<SGD>(std::vector<Tensor>{w},
+                                      SGDOptions{.lr = 0.05, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
+       }},
+      {"SGD dampening", [](const Tensor& w) {
+         return std::make_unique<SGD>(std::vector<Tensor>{w}, SGDOptions{.lr = 0.05, .momentum = 0.5, .dampening = 0.5});
+       }},
+  };
+}
 }  // namespace
 
 TEST_CASE("SGD: plain, momentum with weight decay, nesterov, dampening - by hand") {
@@ -198,24 +219,7 @@ TEST_CASE("optimizer state round-trips through safetensors and training resumes 
       opt.step();
     }
   };
-  using Make = std::function<std::unique_ptr<Optimizer>(const Tensor&)>;
-  const std::vector<std::pair<std::string, Make>> kinds = {
-      {"Adam", [](const Tensor& w) { return std::make_unique<Adam>(std::vector<Tensor>{w}, AdamOptions{.lr = 0.05}); }},
-      {"AdamW", [](const Tensor& w) {
-         return std::make_unique<Adam>(std::vector<Tensor>{w},
-                                       AdamOptions{.lr = 0.05, .weight_decay = 0.1, .decoupled_weight_decay = true});
-       }},
-      {"SGD momentum", [](const Tensor& w) {
-         return std::make_unique<SGD>(std::vector<Tensor>{w}, SGDOptions{.lr = 0.05, .momentum = 0.9});
-       }},
-      {"SGD nesterov, weight decay", [](const Tensor& w) {
-         return std::make_unique<SGD>(std::vector<Tensor>{w},
-                                      SGDOptions{.lr = 0.05, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
-       }},
-      {"SGD dampening", [](const Tensor& w) {
-         return std::make_unique<SGD>(std::vector<Tensor>{w}, SGDOptions{.lr = 0.05, .momentum = 0.5, .dampening = 0.5});
-       }},
-  };
+  const auto kinds = optimizer_kinds();
   for (const auto& [what, make] : kinds) {
     INFO(what);
     manual_seed(3);
@@ -394,4 +398,152 @@ TEST_CASE("sgd_update and adam_update: misuse names the op and the shapes") {
   test::check_throws_with([&] { adam_update_(w, g, m, v, {.step = 0}); }, {"adam_update", "step", "0"});
   // Nothing was written by the refused calls.
   CHECK(test::values(w) == std::vector<double>(6, 0.0));
+}
+
+// ---- the GPU against the CPU (suite "cuda") ----------------------------------------------
+//
+// Note [gpu tolerance]. Per element and step, nvcc may fuse each product-sum pair of Note
+// [fused update order] into one FMA (four in SGD, five in Adam), each changing the last bit
+// of one intermediate, and over a few steps those bits flow through the momentum buffer, the
+// moments and the parameter. So the GPU result is compared in ulps (of the dtype) of each
+// tensor's largest magnitude, as a sum's rounding error scales with its terms and not with a
+// result that cancels: |gpu - cpu| <= 8 ulp * (max|cpu| + |cpu|). A wrong formula, a
+// skipped element or a lost state is off by orders of magnitude more.
+namespace {
+
+void check_gpu(const Tensor& got, const Tensor& want, const std::string& what) {
+  CHECK_MESSAGE(got.device().is_cuda(), what << ": the result left the GPU");
+  const double ulp = want.dtype() == DType::Float32 ? 0x1p-23 : 0x1p-52;  // the spacing of the dtype's values at 1
+  double scale = 0;
+  for (double x : test::values(want)) scale = std::max(scale, std::abs(x));
+  test::check_close(got, want, 8 * ulp * scale, 8 * ulp, what);
+}
+
+// Where a parameter of the step-by-step test lives.
+enum class Layout {
+  aligned,  // its own allocation: float32 takes the float4 kernel
+  offset,   // contiguous, one element into a larger buffer: not 16-byte aligned, the element kernel
+  strided,  // every other element of a buffer: updated through a contiguous copy (Note [updating views])
+};
+
+Tensor place(const Tensor& values, Device device, Layout layout) {
+  const int64_t n = values.numel();
+  switch (layout) {
+    case Layout::aligned: {
+      Tensor t = empty({n}, {values.dtype(), device});
+      copy_(t, values);
+      return t;
+    }
+    case Layout::offset: {
+      Tensor t = empty({n + 1}, {values.dtype(), device}).narrow(0, 1, n);
+      copy_(t, values);
+      return t;
+    }
+    case Layout::strided: return test::noncontiguous(values.to(device));
+  }
+  return Tensor();
+}
+
+const char* layout_name(Layout layout) {
+  return layout == Layout::aligned ? "aligned" : layout == Layout::offset ? "offset by one" : "strided";
+}
+
+}  // namespace
+
+TEST_CASE("sgd_update and adam_update: cuda matches cpu step by step" * doctest::test_suite("cuda")) {
+  const Device gpu = test::cuda_device();
+  // 1: one element (the float4 kernel's tail only); 7: one vector and a tail of 3;
+  // 1031 = 4 * 257 + 3: more than one block of vectors and a tail.
+  for (DType dtype : {DType::Float32, DType::Float64})
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(1031)})
+      for (Layout layout : {Layout::aligned, Layout::offset, Layout::strided}) {
+        const std::string where = std::string(dtype_name(dtype)) + " [" + std::to_string(n) + "] " + layout_name(layout);
+        const Tensor start = test::draw({n}, -1, 1, 5).to(dtype);
+        if (dtype == DType::Float32 && layout != Layout::strided) {
+          const auto address = reinterpret_cast<uintptr_t>(place(start, gpu, layout).raw_data());
+          CHECK_MESSAGE((address % 16 == 0) == (layout == Layout::aligned), where << ": the layout misses its kernel");
+        }
+        for (const SGDOptions& o : sgd_cases()) {
+          INFO(describe(o) << ", " << where);
+          const Tensor pc = place(start, Device::cpu(), layout), pg = place(start, gpu, layout);
+          const Tensor bc = o.momentum != 0 ? place(zeros({n}, {dtype}), Device::cpu(), layout) : Tensor();
+          const Tensor bg = o.momentum != 0 ? place(zeros({n}, {dtype}), gpu, layout) : Tensor();
+          for (int step = 0; step < 4; ++step) {
+            const Tensor g = step_gradient({n}, step, dtype);
+            sgd_update_(pc, g, bc, update_params(o, step == 0));
+            sgd_update_(pg, g.to(gpu), bg, update_params(o, step == 0));
+            check_gpu(pg, pc, "parameter after step " + std::to_string(step));
+            if (bc.defined()) check_gpu(bg, bc, "momentum buffer after step " + std::to_string(step));
+          }
+        }
+        for (const AdamOptions& o : adam_cases()) {
+          INFO(describe(o) << ", " << where);
+          const Tensor pc = place(start, Device::cpu(), layout), pg = place(start, gpu, layout);
+          const Tensor zero = zeros({n}, {dtype});
+          const Tensor mc = place(zero, Device::cpu(), layout), vc = place(zero, Device::cpu(), layout);
+          const Tensor mg = place(zero, gpu, layout), vg = place(zero, gpu, layout);
+          for (int step = 1; step <= 4; ++step) {
+            const Tensor g = step_gradient({n}, step, dtype);
+            adam_update_(pc, g, mc, vc, update_params(o, step));
+            adam_update_(pg, g.to(gpu), mg, vg, update_params(o, step));
+            const std::string after = " after step " + std::to_string(step);
+            check_gpu(pg, pc, "parameter" + after);
+            check_gpu(mg, mc, "exp_avg" + after);
+            check_gpu(vg, vc, "exp_avg_sq" + after);
+          }
+        }
+      }
+}
+
+TEST_CASE("SGD and Adam on the GPU: state on the device, the cpu's trajectory, identical reruns and resumes" *
+          doctest::test_suite("cuda")) {
+  const Device gpu = test::cuda_device();
+  const Shape shape{37, 29};  // 1073 elements: float4 vectors and a tail of 1
+  auto grad_of_step = [&](int step) { return test::draw(shape, -1, 1, 200 + step).to(DType::Float32); };
+  for (const auto& [what, make] : optimizer_kinds()) {
+    INFO(what);
+    const Tensor start = test::draw(shape, -1, 1, 9).to(DType::Float32);
+    Tensor wc = start.clone().requires_grad_(), wg = start.to(gpu).requires_grad_();
+    REQUIRE(wg.device() == gpu);
+    std::unique_ptr<Optimizer> oc = make(wc), og = make(wg);
+    auto step_both = [&](Tensor& w1, Optimizer& o1, Tensor& w2, Optimizer& o2, int step) {
+      const Tensor g = grad_of_step(step);
+      w1.set_grad(g.to(w1.device()));
+      w2.set_grad(g.to(w2.device()));
+      o1.step();
+      o2.step();
+    };
+    for (int step = 0; step < 3; ++step) {
+      step_both(wc, *oc, wg, *og, step);
+      check_gpu(wg, wc, "parameter after step " + std::to_string(step));
+    }
+    // The state lives on the parameter's device and follows the cpu's.
+    const NamedTensors cpu_state = oc->state_dict(), gpu_state = og->state_dict();
+    REQUIRE(cpu_state.size() == gpu_state.size());
+    for (size_t i = 0; i < gpu_state.size(); ++i) {
+      const auto& [name, t] = gpu_state[i];
+      INFO("state " << name);
+      REQUIRE(cpu_state[i].first == name);
+      if (name == "step") continue;  // a host scalar
+      CHECK(t.device() == gpu);
+      check_gpu(t, cpu_state[i].second, name);
+    }
+
+    // Resumed from that state: on the GPU, bit for bit the same steps (the same kernel on
+    // the same inputs); on the cpu, the cpu's steps within Note [gpu tolerance].
+    Tensor wr = wg.detach().clone().requires_grad_(), wx = wg.detach().to(Device::cpu()).requires_grad_();
+    std::unique_ptr<Optimizer> orr = make(wr), ox = make(wx);
+    orr->load_state_dict(og->state_dict());
+    ox->load_state_dict(og->state_dict());
+    for (const auto& [name, t] : orr->state_dict())
+      if (name != "step") CHECK(t.device() == gpu);
+    for (int step = 3; step < 5; ++step) {
+      step_both(wg, *og, wr, *orr, step);
+      const Tensor g = grad_of_step(step);
+      wx.set_grad(g);
+      ox->step();
+      test::check_close(wr, wg, 0, 0, "resumed on the GPU, step " + std::to_string(step));
+      check_gpu(wg, wx, "resumed on the cpu, step " + std::to_string(step));
+    }
+  }
 }
