@@ -5,7 +5,7 @@
 #   build:       cmake, g++ (12, C++20), make
 #   core:        nlohmann-json3-dev (JSON for checkpoints' headers and configs),
 #                libcli11-dev (command lines of the examples), libstb-dev (image files)
-#   tests:       doctest-dev
+#   tests:       doctest-dev; libboost-context-dev (the CUDA emulator's fibers, -DMILA_CUDA=EMULATE)
 #   fuzzing:     clang (clang++ 14 on Debian 12), libclang-rt-dev (its runtimes: libFuzzer,
 #                AddressSanitizer, UBSan; without it -fsanitize=fuzzer does not link) and
 #                libomp-dev (OpenMP for clang): scripts/fuzz.sh
@@ -17,7 +17,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make libeigen3-dev libstb-dev doctest-dev libbenchmark-dev libdnnl-dev
-          ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev clang libclang-rt-dev libomp-dev)
+          ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev clang libclang-rt-dev libomp-dev
+          libboost-context-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -55,6 +55,7 @@ class CpuAllocator final : public Allocator {
     if (!p) {
       p = std::aligned_alloc(align, rounded);
       if (!p) throw std::bad_alloc();
+      backend_allocations_.fetch_add(1);
       if (align == kHugePage) ::madvise(p, rounded, MADV_HUGEPAGE);  // a hint; failure is harmless
     }
     counter_.on_allocate(nbytes);
@@ -79,10 +80,11 @@ class CpuAllocator final : public Allocator {
     MemoryStats s = counter_.stats();
     std::lock_guard<std::mutex> lock(mutex_);
     s.bytes_cached = int64_t(cached_bytes_);
+    s.backend_allocations = backend_allocations_.load();
     return s;
   }
   void reset_peak() override { counter_.reset_peak(); }
-  void empty_cache() {
+  void empty_cache() override {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [size, p] : cache_) std::free(p);
     cache_.clear();
@@ -94,6 +96,7 @@ class CpuAllocator final : public Allocator {
   mutable std::mutex mutex_;
   std::multimap<size_t, void*> cache_;  // rounded size -> free block
   size_t cached_bytes_ = 0;
+  std::atomic<int64_t> backend_allocations_{0};
 };
 
 CpuAllocator& cpu_allocator() {
@@ -123,7 +126,7 @@ void register_allocator(DeviceType type, Allocator* allocator) {
   cuda_allocator_slot() = allocator;
 }
 
-void empty_cpu_cache() { cpu_allocator().empty_cache(); }
+void empty_cache(Device device) { allocator_for(device).empty_cache(); }
 
 MemoryStats memory_stats(Device device) { return allocator_for(device).stats(); }
 void reset_peak_memory(Device device) { allocator_for(device).reset_peak(); }

@@ -32,6 +32,8 @@ struct MemoryStats {
   int64_t peak_bytes = 0;     // maximum of bytes_in_use since start or the last reset_peak()
   int64_t allocations = 0;    // number of allocate() calls since start
   int64_t bytes_cached = 0;   // bytes held by a caching allocator but not in use (see Note [CPU block cache])
+  int64_t backend_allocations = 0;  // blocks obtained from the system (aligned_alloc, cudaMalloc): stops
+                                    // growing once a caching allocator serves every request from its cache
 };
 
 class Allocator {
@@ -41,6 +43,8 @@ class Allocator {
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
   virtual MemoryStats stats() const = 0;
   virtual void reset_peak() = 0;
+  // Returns cached free blocks to the system (caching allocators; a no-op otherwise).
+  virtual void empty_cache() {}
 };
 
 // The allocator for a device type; throws when that device has no backend in this build.
@@ -51,8 +55,10 @@ void register_allocator(DeviceType type, Allocator* allocator);
 // Shorthands for tests and benchmarks.
 MemoryStats memory_stats(Device device = Device::cpu());
 void reset_peak_memory(Device device = Device::cpu());
-// Frees the CPU allocator's cached blocks (tensor/allocator.cpp, Note [CPU block cache]).
-void empty_cpu_cache();
+// Frees a device's cached free blocks (Note [CPU block cache]; Note [caching allocator] in
+// ops/cuda/caching_allocator.cu for the GPU).
+void empty_cache(Device device = Device::cpu());
+inline void empty_cpu_cache() { empty_cache(Device::cpu()); }
 
 // Counting helper shared by the allocators: thread-safe in-use and peak bookkeeping.
 class AllocationCounter {
@@ -65,7 +71,7 @@ class AllocationCounter {
     count_.fetch_add(1);
   }
   void on_deallocate(size_t n) { in_use_.fetch_sub(int64_t(n)); }
-  MemoryStats stats() const { return {in_use_.load(), peak_.load(), count_.load(), 0}; }
+  MemoryStats stats() const { return {in_use_.load(), peak_.load(), count_.load(), 0, 0}; }
   void reset_peak() { peak_.store(in_use_.load()); }
 
  private:

@@ -21,10 +21,9 @@ void add(const Tensor& out, const Tensor& a, const Tensor& b) {
   const StridedIndexer ai = make_indexer(out.shape(), broadcast_strides(a.shape(), a.strides(), out.shape()), "add");
   const StridedIndexer bi = make_indexer(out.shape(), broadcast_strides(b.shape(), b.strides(), out.shape()), "add");
   dispatch_all(out.dtype(), [&]<typename T>() {
-    add_kernel<T><<<blocks_for(n), 256>>>(static_cast<T*>(out.raw_data()), static_cast<const T*>(a.raw_data()), ai,
+    MILA_LAUNCH((add_kernel<T>), dim3(blocks_for(n)), dim3(256), 0, static_cast<T*>(out.raw_data()), static_cast<const T*>(a.raw_data()), ai,
                                           static_cast<const T*>(b.raw_data()), bi, n);
   });
-  CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace

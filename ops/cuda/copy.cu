@@ -38,11 +38,10 @@ void device_copy(const Tensor& dst, const Tensor& src) {
       make_indexer(dst.shape(), broadcast_strides(src.shape(), src.strides(), dst.shape()), "copy_");
   dispatch_all(dst.dtype(), [&]<typename D>() {
     dispatch_all(src.dtype(), [&]<typename S>() {
-      strided_copy_kernel<D, S><<<blocks_for(n), 256>>>(static_cast<D*>(dst.raw_data()), di,
+      MILA_LAUNCH((strided_copy_kernel<D, S>), dim3(blocks_for(n)), dim3(256), 0, static_cast<D*>(dst.raw_data()), di,
                                                         static_cast<const S*>(src.raw_data()), si, n);
     });
   });
-  CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
@@ -75,9 +74,8 @@ void fill(const Tensor& dst, double value) {
   if (n == 0) return;
   const StridedIndexer di = make_indexer(dst.shape(), dst.strides(), "fill_");
   dispatch_all(dst.dtype(), [&]<typename T>() {
-    fill_kernel<T><<<blocks_for(n), 256>>>(static_cast<T*>(dst.raw_data()), di, convert<T>(value), n);
+    MILA_LAUNCH((fill_kernel<T>), dim3(blocks_for(n)), dim3(256), 0, static_cast<T*>(dst.raw_data()), di, convert<T>(value), n);
   });
-  CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace mila::cuda
