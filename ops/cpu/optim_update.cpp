@@ -12,8 +12,7 @@
 // update equals it bit for bit (tests/test_optim.cpp checks with tolerance 0), and with
 // -fno-math-errno: std::sqrt may set errno (for a negative argument, which v >= 0 never is),
 // and a call that may write memory keeps GCC from vectorizing the Adam loop (measured: 2.6x
-// slower on one core). Neither flag changes a result of this file beyond those roundings,
-// and the loops stay memory-bound with them.
+// slower on one core); it changes no result. The loops stay memory-bound with both flags.
 #include "ops/cpu/optim_update.h"
 
 #include <cmath>
