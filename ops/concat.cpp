@@ -1,11 +1,13 @@
 // concat.cpp - concat (a kernel op: copies into slices of the output) and the view-based
-// stack / split / chunk. The copies use the copy kernel of each device (ops/copy.h).
+// stack / split / chunk. On the CPU the copies are copy_ into each input's slice; on the GPU
+// one kernel writes every slice (ops/cuda/concat.cu).
 #include "ops/concat.h"
 
 #include <stdexcept>
 
 #include "autograd/function.h"
 #include "ops/copy.h"
+#include "ops/cuda/concat.h"
 #include "ops/op_list.h"
 
 namespace mila {
@@ -15,9 +17,6 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   const Tensor& first = tensors[0];
   if (first.dim() == 0) throw std::invalid_argument("concat: zero-dimensional tensors cannot be concatenated");
   const int64_t dim = normalize_dim(dim_in, first.shape(), "concat");
-  // No kernel of its own: copy_ writes the slices on any device, and the CUDA column says
-  // whether concat is offered there.
-  check_supported(Op::concat, first.device());
   Shape shape = first.shape();
   shape[dim] = 0;
   std::vector<int64_t> sizes;
@@ -34,13 +33,17 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim_in) {
     shape[dim] += t.size(dim);
   }
   Tensor out = Tensor::allocate(shape, first.dtype(), first.device());
-  {
-    autograd::NoGradGuard no_grad;
+  if (first.device().is_cpu()) {
+    autograd::NoGradGuard no_grad;  // narrow and copy_ as plumbing, not graph
     int64_t at = 0;
     for (size_t i = 0; i < tensors.size(); ++i) {
       copy_(out.narrow(dim, at, sizes[i]), tensors[i]);
       at += sizes[i];
     }
+  } else if constexpr (has_cuda_kernel(Op::concat)) {
+    cuda::concat(out, tensors, dim);
+  } else {
+    throw_unsupported(Op::concat, first.device());
   }
   return autograd::record("concat", out, tensors,
                           [dim, sizes](const Tensor& dout, const std::vector<bool>& needs) -> autograd::GradList {

@@ -4,13 +4,17 @@
 // Forward values are checked against plain loops written here from the PyTorch definitions;
 // gradients against the partner op (d gather = scatter_add, d index_select = index_add, and
 // back) and by float64 finite differences. Repeated indices must accumulate; an index out of
-// range must throw std::out_of_range naming the op. Shape legend: x the input, index/idx the
-// int64 indices, src the values scattered or added, dim the indexed dim.
+// range must throw std::out_of_range naming the op. The CUDA kernels are compared with the CPU
+// ones at the end (test suite "cuda", run as test_concat_index.cuda). Shape legend: x the
+// input, index/idx the int64 indices, src the values scattered or added, dim the indexed dim.
 #include <cmath>
 #include <cstdint>
 
+#include <cstring>
+
 #include "ops/threads.h"
 #include "ops/op_list.h"
+#include "tests/cuda_compare.h"
 #include "tests/test_util.h"
 
 using namespace mila;
@@ -437,4 +441,258 @@ TEST_CASE("concat and index ops have a CUDA slot that answers clearly") {
     if (!supports(op, Device::cuda()))
       test::check_throws_with([&] { check_supported(op, Device::cuda()); }, {op_name(op), "CUDA"});
   }
+}
+
+// ---------------------------------------------------------------- on the GPU
+//
+// The device kernels against the CPU ones (tests/cuda_compare.h), forward and gradient, with
+// the index tensors as constant inputs. Every tolerance is 0: gather, index_select and concat
+// only move values, and scatter_add / index_add add the same values in the same order as the
+// CPU kernels (ascending position along dim, Note [deterministic scatter] in
+// ops/cuda/index.cu), so the results are the same bits. Shapes are odd (3 x 5 x 7), indices
+// longer than the indexed dim so that they repeat.
+
+namespace {
+
+constexpr test::DeviceTolerance kExact{.atol = 0, .rtol = 0};
+
+// The layouts each case runs in: as made, and non-contiguous (every other element of a
+// larger buffer) or reversed in memory.
+enum class Layout { contiguous, strided, transposed };
+Tensor in_layout(const Tensor& t, Layout layout) {
+  switch (layout) {
+    case Layout::contiguous: return t;
+    case Layout::strided: return test::noncontiguous(t);
+    case Layout::transposed: return transposed_layout(t);
+  }
+  return t;
+}
+constexpr Layout kLayouts[] = {Layout::contiguous, Layout::strided, Layout::transposed};
+
+// The values and bits of a tensor, on the host, for an exact comparison.
+std::vector<unsigned char> bytes_of(const Tensor& t) {
+  const Tensor host = t.to(Device::cpu()).contiguous();
+  std::vector<unsigned char> b(host.nbytes());
+  if (!b.empty()) std::memcpy(b.data(), host.raw_data(), b.size());
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("gather: cuda matches cpu" * doctest::test_suite("cuda")) {
+  auto f = [](int64_t dim) {
+    return [dim](const std::vector<Tensor>& in) { return gather(in[0], dim, in[1]); };
+  };
+  SUBCASE("every dim, repeated indices, index smaller than x, every layout, float32 and float64") {
+    const Tensor x = draw({3, 5, 7}, -1, 1, 40);
+    for (int64_t dim : {0, 1, 2}) {
+      Shape ishape{2, 4, 6};
+      ishape[size_t(dim)] = 9;  // longer than x along dim: indices repeat
+      const Tensor index = random_indices(x.size(dim), ishape, 41 + uint64_t(dim));
+      for (Layout lx : kLayouts)
+        for (Layout li : kLayouts) {
+          INFO("dim " << dim << ", layouts " << int(lx) << " " << int(li));
+          test::compare_devices("gather", f(dim), {in_layout(x, lx), in_layout(index, li)}, kExact, {1});
+        }
+      test::compare_devices("gather float32", f(dim), {x.to(DType::Float32), index}, kExact, {1});
+      test::compare_devices("gather int64", f(dim), {mul(x, 10.0).to(DType::Int64), index}, kExact, {1});
+      test::compare_devices("gather uint8", f(dim), {mul(add(x, 1.0), 100.0).to(DType::UInt8), index}, kExact, {1});
+    }
+  }
+  SUBCASE("size-1 dims, batch 1, empty index") {
+    const Tensor x = draw({1, 5, 1}, -1, 1, 42);
+    test::compare_devices("size-1 dims", f(1), {x, random_indices(5, {1, 8, 1}, 43)}, kExact, {1});
+    test::compare_devices("batch 1", f(2), {draw({1, 3, 7}), random_indices(7, {1, 3, 11}, 44)}, kExact, {1});
+    test::compare_devices("empty along dim", f(1), {x, zeros({1, 0, 1}, {DType::Int64})}, kExact, {1});
+    test::compare_devices("empty elsewhere", f(0), {draw({3, 5, 7}), zeros({2, 0, 3}, {DType::Int64})}, kExact, {1});
+  }
+}
+
+TEST_CASE("scatter_add: cuda matches cpu" * doctest::test_suite("cuda")) {
+  auto f = [](int64_t dim) {
+    return [dim](const std::vector<Tensor>& in) { return scatter_add(in[0], dim, in[1], in[2]); };
+  };
+  SUBCASE("every dim, repeated indices, src larger than index, every layout, float32 and float64, int64") {
+    const Tensor self = draw({3, 5, 7}, -1, 1, 45);
+    for (int64_t dim : {0, 1, 2}) {
+      Shape ishape{2, 4, 6};
+      ishape[size_t(dim)] = 9;
+      const Tensor index = random_indices(self.size(dim), ishape, 46 + uint64_t(dim));
+      Shape src_shape = ishape;
+      for (int64_t& s : src_shape) ++s;  // larger than index: the unread part gets gradient 0
+      const Tensor src = draw(src_shape, -1, 1, 47);
+      for (Layout l : kLayouts)
+        for (Layout li : kLayouts) {
+          INFO("dim " << dim << ", layouts " << int(l) << " " << int(li));
+          test::compare_devices("scatter_add", f(dim), {in_layout(self, l), in_layout(index, li), in_layout(src, l)},
+                                kExact, {1});
+        }
+      test::compare_devices("scatter_add float32", f(dim), {self.to(DType::Float32), index, src.to(DType::Float32)},
+                            kExact, {1});
+      test::compare_devices("scatter_add int64", f(dim),
+                            {zeros({3, 5, 7}, {DType::Int64}), index, ones(src_shape, {DType::Int64})}, kExact, {1});
+    }
+  }
+  SUBCASE("size-1 dims, batch 1, empty index") {
+    test::compare_devices("size-1 dims", f(1), {draw({1, 5, 1}), random_indices(5, {1, 9, 1}, 48), draw({1, 9, 1})},
+                          kExact, {1});
+    test::compare_devices("batch 1", f(0), {draw({1, 3, 7}), zeros({4, 3, 7}, {DType::Int64}), draw({4, 3, 7})}, kExact,
+                          {1});
+    test::compare_devices("empty along dim", f(2), {draw({3, 5, 7}), zeros({3, 5, 0}, {DType::Int64}), draw({3, 5, 2})},
+                          kExact, {1});
+    test::compare_devices("empty elsewhere", f(1), {draw({3, 5, 7}), zeros({0, 4, 7}, {DType::Int64}), draw({1, 4, 7})},
+                          kExact, {1});
+  }
+}
+
+TEST_CASE("index_select: cuda matches cpu" * doctest::test_suite("cuda")) {
+  auto f = [](int64_t dim) {
+    return [dim](const std::vector<Tensor>& in) { return index_select(in[0], dim, in[1]); };
+  };
+  const Tensor x = draw({3, 5, 7}, -1, 1, 49);
+  SUBCASE("every dim, repeated indices, every layout, dtypes") {
+    for (int64_t dim : {0, 1, 2, -1}) {
+      const Tensor idx = random_indices(x.size(dim), {9}, 50 + uint64_t(dim + 1));
+      for (Layout lx : kLayouts)
+        for (Layout li : {Layout::contiguous, Layout::strided}) {
+          INFO("dim " << dim << ", layouts " << int(lx) << " " << int(li));
+          test::compare_devices("index_select", f(dim), {in_layout(x, lx), in_layout(idx, li)}, kExact, {1});
+        }
+      test::compare_devices("index_select float32", f(dim), {x.to(DType::Float32), idx}, kExact, {1});
+      test::compare_devices("index_select uint8", f(dim), {mul(add(x, 1.0), 100.0).to(DType::UInt8), idx}, kExact, {1});
+    }
+  }
+  SUBCASE("size-1 dims, batch 1, empty index") {
+    test::compare_devices("size-1 dims", f(0), {draw({1, 1, 7}), zeros({5}, {DType::Int64})}, kExact, {1});
+    test::compare_devices("batch 1", f(1), {draw({1, 5, 7}), random_indices(5, {3}, 51)}, kExact, {1});
+    test::compare_devices("empty index", f(1), {x, zeros({0}, {DType::Int64})}, kExact, {1});
+  }
+}
+
+TEST_CASE("index_add: cuda matches cpu" * doctest::test_suite("cuda")) {
+  auto f = [](int64_t dim) {
+    return [dim](const std::vector<Tensor>& in) { return index_add(in[0], dim, in[1], in[2]); };
+  };
+  const Tensor self = draw({3, 5, 7}, -1, 1, 52);
+  SUBCASE("every dim, repeated indices, every layout, float32, int64") {
+    for (int64_t dim : {0, 1, 2}) {
+      const Tensor idx = random_indices(self.size(dim), {9}, 53 + uint64_t(dim));
+      Shape src_shape = self.shape();
+      src_shape[size_t(dim)] = 9;
+      const Tensor src = draw(src_shape, -1, 1, 54);
+      for (Layout l : kLayouts)
+        for (Layout li : {Layout::contiguous, Layout::strided}) {
+          INFO("dim " << dim << ", layouts " << int(l) << " " << int(li));
+          test::compare_devices("index_add", f(dim), {in_layout(self, l), in_layout(idx, li), in_layout(src, l)}, kExact,
+                                {1});
+        }
+      test::compare_devices("index_add float32", f(dim), {self.to(DType::Float32), idx, src.to(DType::Float32)}, kExact,
+                            {1});
+      test::compare_devices("index_add int64", f(dim),
+                            {zeros({3, 5, 7}, {DType::Int64}), idx, ones(src_shape, {DType::Int64})}, kExact, {1});
+    }
+  }
+  SUBCASE("size-1 dims, batch 1, empty index") {
+    test::compare_devices("size-1 dims", f(2), {draw({1, 5, 1}), zeros({6}, {DType::Int64}), draw({1, 5, 6})}, kExact, {1});
+    test::compare_devices("batch 1", f(0), {draw({1, 5, 7}), zeros({4}, {DType::Int64}), draw({4, 5, 7})}, kExact, {1});
+    test::compare_devices("empty index", f(1), {self, zeros({0}, {DType::Int64}), draw({3, 0, 7})}, kExact, {1});
+  }
+}
+
+TEST_CASE("index ops on cuda: an index out of range throws std::out_of_range naming the op, the dim and its size" *
+          doctest::test_suite("cuda")) {
+  const Device gpu = test::cuda_device();
+  const Tensor x = draw({3, 5, 7}).to(gpu);
+  auto idx = [&](const std::vector<int64_t>& v, const Shape& shape) { return indices(v, shape).to(gpu); };
+  test::check_throws_with([&] { (void)gather(x, 1, idx({0, 5, 1}, {1, 3, 1})); },
+                          {"gather", "index 5", "dim 1", "size 5"});
+  test::check_throws_with([&] { (void)gather(x, 2, idx({-1}, {1, 1, 1})); }, {"gather", "index -1", "dim 2", "size 7"});
+  test::check_throws_with([&] { (void)scatter_add(x, 0, idx({3}, {1, 1, 1}), draw({1, 1, 1}).to(gpu)); },
+                          {"scatter_add", "index 3", "dim 0", "size 3"});
+  test::check_throws_with([&] { (void)index_select(x, 2, idx({0, 6, 7, -2}, {4})); },
+                          {"index_select", "index 7", "dim 2", "size 7"});  // the first bad value in order
+  test::check_throws_with([&] { (void)index_add(x, 1, idx({-5}, {1}), draw({3, 1, 7}).to(gpu)); },
+                          {"index_add", "index -5", "dim 1", "size 5"});
+  // A strided index: the check reads it through its strides (the 9s are the gaps between).
+  const Tensor strided = idx({0, 9, 4, 9, 5, 9}, {3, 2}).select(1, 0);
+  test::check_throws_with([&] { (void)index_select(x, 1, strided); }, {"index_select", "index 5", "size 5"});
+  CHECK_THROWS_AS((void)gather(x, 0, idx({7}, {1, 1, 1})), std::out_of_range);
+  CHECK_THROWS_AS((void)index_add(x, 0, idx({-1}, {1}), draw({1, 5, 7}).to(gpu)), std::out_of_range);
+  // The error word is reset by the next check: a good call after a bad one succeeds.
+  test::check_close(index_select(x, 1, idx({4, 0}, {2})), index_select(x.to(Device::cpu()), 1, indices({4, 0}, {2})), 0,
+                    0, "after an error");
+}
+
+TEST_CASE("concat: cuda matches cpu" * doctest::test_suite("cuda")) {
+  const int64_t part_sizes[] = {2, 1, 4, 3};  // along dim; odd shapes around it
+  SUBCASE("1 to 4 inputs of different sizes along every dim, every layout, dtypes") {
+    for (int64_t dim : {0, 1, 2, -1}) {
+      const int64_t d = dim < 0 ? dim + 3 : dim;
+      for (size_t count = 1; count <= 4; ++count) {
+        std::vector<Tensor> parts;
+        for (size_t i = 0; i < count; ++i) {
+          Shape s{3, 5, 7};
+          s[size_t(d)] = part_sizes[i];
+          parts.push_back(draw(s, -1, 1, 60 + i));
+        }
+        auto f = [dim](const std::vector<Tensor>& in) { return concat(in, dim); };
+        for (Layout l : kLayouts) {
+          INFO("dim " << dim << ", " << count << " inputs, layout " << int(l));
+          std::vector<Tensor> laid;
+          for (size_t i = 0; i < count; ++i) laid.push_back(i % 2 ? in_layout(parts[i], l) : parts[i]);
+          test::compare_devices("concat", f, laid, kExact);
+        }
+        std::vector<Tensor> f32, i64, u8;
+        for (const Tensor& p : parts) {
+          f32.push_back(p.to(DType::Float32));
+          i64.push_back(mul(p, 100.0).to(DType::Int64));
+          u8.push_back(mul(add(p, 1.0), 100.0).to(DType::UInt8));
+        }
+        test::compare_devices("concat float32", f, f32, kExact);
+        test::compare_devices("concat int64", f, i64, kExact);
+        test::compare_devices("concat uint8", f, u8, kExact);
+      }
+    }
+  }
+  SUBCASE("empty inputs, an expanded input, size-1 dims, batch 1, many inputs") {
+    auto cat = [](int64_t dim) { return [dim](const std::vector<Tensor>& in) { return concat(in, dim); }; };
+    test::compare_devices("empty input between", cat(1), {draw({3, 2, 7}), zeros({3, 0, 7}, {DType::Float64}), draw({3, 5, 7})},
+                          kExact);
+    test::compare_devices("all empty along dim", cat(0), {zeros({0, 5}, {DType::Float64}), zeros({0, 5}, {DType::Float64})},
+                          kExact);
+    test::compare_devices("empty elsewhere", cat(1), {zeros({0, 2}, {DType::Float64}), zeros({0, 3}, {DType::Float64})},
+                          kExact);
+    // Stride 0 along dim 0, made on each device. Held constant: its gradient is expand's (a
+    // sum), not concat's.
+    test::compare_devices("expanded input",
+                          [](const std::vector<Tensor>& in) { return concat({in[0].expand({4, 7}), in[1]}, 0); },
+                          {draw({1, 7}), draw({2, 7})}, kExact, {0});
+    test::compare_devices("size-1 dims", cat(1), {draw({1, 1, 1}), draw({1, 3, 1}), draw({1, 1, 1})}, kExact);
+    test::compare_devices("batch 1", cat(0), {draw({1, 5, 7}), draw({1, 5, 7}, -1, 1, 61)}, kExact);
+    // More inputs than one launch takes (ops/cuda/concat.cu does them in batches).
+    std::vector<Tensor> many;
+    for (int i = 0; i < 37; ++i) many.push_back(draw({3, 1 + i % 3, 5}, -1, 1, 70 + uint64_t(i)));
+    many[5] = transposed_layout(many[5]);
+    many[20] = zeros({3, 0, 5}, {DType::Float64});
+    test::compare_devices("37 inputs", cat(1), many, kExact);
+  }
+}
+
+TEST_CASE("scatter_add and index_add on cuda give the same bits on every run" * doctest::test_suite("cuda")) {
+  // Float32 sums of 300 values into each of 8 slots: any change in the order of the
+  // additions would show in the last bits.
+  const Device gpu = test::cuda_device();
+  const Tensor self = draw({8, 129}, -1, 1, 80).to(DType::Float32);
+  const Tensor index = random_indices(8, {300, 129}, 81);
+  const Tensor src = draw({300, 129}, -1, 1, 82).to(DType::Float32);
+  const Tensor idx = random_indices(8, {300}, 83);
+  const Tensor self_g = self.to(gpu), index_g = index.to(gpu), src_g = src.to(gpu), idx_g = idx.to(gpu);
+  const auto scatter1 = bytes_of(scatter_add(self_g, 0, index_g, src_g));
+  const auto scatter2 = bytes_of(scatter_add(self_g, 0, index_g, src_g));
+  CHECK(scatter1 == scatter2);
+  CHECK(scatter1 == bytes_of(scatter_add(self, 0, index, src)));  // and the CPU's order
+  const auto add1 = bytes_of(index_add(self_g, 0, idx_g, src_g));
+  const auto add2 = bytes_of(index_add(self_g, 0, idx_g, src_g));
+  CHECK(add1 == add2);
+  CHECK(add1 == bytes_of(index_add(self, 0, idx, src)));
 }

@@ -1,5 +1,5 @@
 // test_op_list.cpp - every op of ops/op_list.h, called once: on the cpu always; on a GPU,
-// where there is one, its CUDA column decides what must happen (true: the same result as on
+// or the CUDA emulator, its CUDA column decides what must happen (true: the same result as on
 // the cpu; false: the clear "no CUDA kernel" error). invoke() switches over Op with no
 // default and -Wswitch is an error in this file, so a new op without a call here does not
 // compile.
@@ -23,16 +23,6 @@ using namespace mila;
 using test::draw;
 
 namespace {
-
-// False, after printing "SKIPPED <test name>: <why>", when there is no GPU to run on (as in
-// tests/test_cuda.cpp).
-bool have_gpu() {
-  if (cuda_compiled() && cuda_device_count() > 0) return true;
-  const std::string why = cuda_compiled() ? "no GPU on this machine" : "CPU-only build";
-  const std::string line = std::string("SKIPPED ") + doctest::getContextOptions()->currentTest->m_name + ": " + why;
-  MESSAGE(line);
-  return false;
-}
 
 Tensor int64s(const std::vector<int64_t>& v, const Shape& shape) { return from_vector(v, shape); }
 
@@ -184,8 +174,10 @@ TEST_CASE("op list: every op runs on the cpu") {
   }
 }
 
-TEST_CASE("op list: on a GPU, an op with a CUDA kernel matches the cpu and one without says so") {
-  if (!have_gpu()) return;
+// In the suite "cuda" (Note [cuda tests] in CMakeLists.txt): runs on a GPU or the emulator,
+// and is reported as skipped, not passed, where there is neither.
+TEST_CASE("op list: on a GPU, an op with a CUDA kernel matches the cpu and one without says so" *
+          doctest::test_suite("cuda")) {
   for (Op op : all_ops()) {
     INFO("op " << op_name(op));
     if (!supports(op, Device::cuda())) {

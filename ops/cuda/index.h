@@ -1,6 +1,8 @@
-// CUDA kernels of the index ops (ops/index.h): declared with ops/cpu/index.h's contract,
-// not written yet (the CUDA columns of ops/op_list.h say so). check_index_range reads the
-// index values, so it is a kernel of the index's device too.
+// CUDA kernels of the index ops (ops/index.h), in ops/cuda/index.cu, with ops/cpu/index.h's
+// contract: the same results as the CPU kernels to the bit (repeated indices accumulate in
+// ascending position along dim, Note [deterministic scatter]). check_index_range reads the
+// index values, so it is a kernel of the index's device too (Note [index range check]); it
+// throws the CPU path's std::out_of_range.
 #pragma once
 
 #include "tensor/tensor.h"
