@@ -1,5 +1,6 @@
-// optim.cpp - the update rules of optim.h, written with the library's own ops under
-// no_grad, so they run wherever the parameters live.
+// optim.cpp - the optimizers of optim.h. Each step updates every parameter with one fused
+// op (ops/optim_update.h: one pass over the parameter and its state, on the parameter's
+// device); the state tensors are created like the parameters, on their device.
 #include "nn/optim.h"
 
 #include <cmath>
@@ -10,8 +11,8 @@
 #include "ops/binary.h"
 #include "ops/copy.h"
 #include "ops/reduce.h"
-#include "ops/unary.h"
 #include "ops/factory.h"
+#include "ops/optim_update.h"
 
 namespace mila::nn {
 
@@ -64,24 +65,18 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions opt) : Optimizer(std::move(g
 }
 
 void SGD::step() {
-  NoGradGuard no_grad;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& group = groups_[gi];
     for (size_t i = 0; i < group.params.size(); ++i) {
       Tensor& p = group.params[i];
       if (!p.grad().defined()) continue;
-      Tensor d = p.grad();
-      if (group.weight_decay != 0) d = add(d, mul(p, group.weight_decay));
-      if (opt_.momentum != 0) {
-        Tensor& buf = momentum_[gi][i];
-        if (!buf.defined()) {
-          buf = d.clone();
-        } else {
-          copy_(buf, add(mul(buf, opt_.momentum), mul(d, 1 - opt_.dampening)));
-        }
-        d = opt_.nesterov ? add(d, mul(buf, opt_.momentum)) : buf;
-      }
-      copy_(p, sub(p, mul(d, group.lr)));
+      Tensor buf = momentum_[gi][i];
+      const bool first_step = opt_.momentum != 0 && !buf.defined();
+      if (first_step) buf = empty(p.shape(), {p.dtype(), p.device()});  // the first step fills it
+      sgd_update_(p, p.grad(), buf,
+                  {.lr = group.lr, .momentum = opt_.momentum, .dampening = opt_.dampening,
+                   .weight_decay = group.weight_decay, .nesterov = opt_.nesterov, .first_step = first_step});
+      momentum_[gi][i] = buf;  // kept only once filled (the update throws before writing anything)
     }
   }
 }
@@ -109,28 +104,22 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamOptions opt) : Optimizer(std::mov
 }
 
 void Adam::step() {
-  NoGradGuard no_grad;
   ++step_;
-  const double bc1 = 1 - std::pow(opt_.beta1, double(step_)), bc2 = 1 - std::pow(opt_.beta2, double(step_));
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& group = groups_[gi];
     for (size_t i = 0; i < group.params.size(); ++i) {
       Tensor& p = group.params[i];
       if (!p.grad().defined()) continue;
-      Tensor g = p.grad();
-      if (group.weight_decay != 0) {
-        if (opt_.decoupled_weight_decay)
-          copy_(p, mul(p, 1 - group.lr * group.weight_decay));
-        else
-          g = add(g, mul(p, group.weight_decay));
-      }
       Tensor& m = m_[gi][i];
       Tensor& v = v_[gi][i];
-      if (!m.defined()) m = zeros_like(p), v = zeros_like(p);
-      copy_(m, add(mul(m, opt_.beta1), mul(g, 1 - opt_.beta1)));
-      copy_(v, add(mul(v, opt_.beta2), mul(mul(g, g), 1 - opt_.beta2)));
-      const Tensor denom = add(div(sqrt(v), std::sqrt(bc2)), opt_.eps);
-      copy_(p, sub(p, mul(div(m, denom), group.lr / bc1)));
+      if (!m.defined()) {
+        m = zeros(p.shape(), {p.dtype(), p.device()});
+        v = zeros(p.shape(), {p.dtype(), p.device()});
+      }
+      adam_update_(p, p.grad(), m, v,
+                   {.lr = group.lr, .beta1 = opt_.beta1, .beta2 = opt_.beta2, .eps = opt_.eps,
+                    .weight_decay = group.weight_decay, .decoupled_weight_decay = opt_.decoupled_weight_decay,
+                    .step = step_});
     }
   }
 }

@@ -10,6 +10,8 @@
 //   m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
 //   p <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // Parameters without a gradient (none reached them) are skipped, as in PyTorch.
+// A step runs one fused update per parameter (ops/optim_update.h, whose Note [fused update
+// order] gives the rounding order) on the parameter's device, where its state lives too.
 // State (momentum buffers, moments, step counts) round-trips through state_dict() /
 // load_state_dict(), which the training loop saves next to the model (safetensors).
 #pragma once

@@ -44,7 +44,9 @@ namespace mila {
   X(conv2d, false) X(batch_norm, false) X(max_pool2d, false) X(avg_pool2d, false)              \
   X(adaptive_avg_pool2d, false) X(interpolate_bilinear, false) X(channel_gate, false)          \
   X(ila, false) X(cross_entropy, false) X(l1_loss, false) X(masked_l1_loss, false)              \
-  X(normal_loss, false) X(bce_with_logits, false) X(normalize, false)
+  X(normal_loss, false) X(bce_with_logits, false) X(normalize, false)                            \
+  /* fused optimizer updates (ops/optim_update) */                                              \
+  X(sgd_update, true) X(adam_update, true)
 
 enum class Op {
 #define MILA_OP_ENUM(name, cuda) name,

@@ -14,6 +14,7 @@
 #include "ops/index.h"
 #include "ops/losses.h"
 #include "ops/matmul.h"
+#include "ops/optim_update.h"
 #include "ops/reduce.h"
 #include "ops/softmax.h"
 #include "ops/threads.h"

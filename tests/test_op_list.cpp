@@ -15,6 +15,7 @@
 #include "ops/conv2d.h"
 #include "ops/interpolate.h"
 #include "ops/op_list.h"
+#include "ops/optim_update.h"
 #include "ops/pool.h"
 #include "tests/test_util.h"
 
@@ -111,6 +112,16 @@ std::vector<Tensor> invoke(Op op, Device device) {
       return {normal_loss(on(image), on(draw({2, 3, 6, 7}, -1, 1, 15)), on(gt(draw({2, 6, 7}, -1, 1, 16), 0.0)))};
     case Op::bce_with_logits: return {bce_with_logits(on(x), on(draw({2, 3, 4}, 0, 1, 17)))};
     case Op::normalize: return {normalize(on(image), 1)};
+    case Op::sgd_update: {  // in place: the parameter and its momentum buffer are the outputs
+      const Tensor p = on(x).clone(), buf = on(y.expand({2, 3, 4})).clone();
+      sgd_update_(p, on(positive), buf, {.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .weight_decay = 0.01});
+      return {p, buf};
+    }
+    case Op::adam_update: {
+      const Tensor p = on(x).clone(), m = on(draw({2, 3, 4}, -1, 1, 18)), v = on(draw({2, 3, 4}, 0, 1, 19));
+      adam_update_(p, on(positive), m, v, {.lr = 0.1, .weight_decay = 0.01, .step = 3});
+      return {p, m, v};
+    }
     case Op::count_: break;
   }
   throw std::logic_error("invoke: Op::count_ is not an op");
