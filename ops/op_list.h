@@ -37,8 +37,8 @@ namespace mila {
   X(abs, false) X(relu, false) X(sigmoid, false) X(tanh, false) X(clamp, false) X(add, true)   \
   X(sub, false) X(mul, false) X(div, false) X(pow, false) X(maximum, false) X(minimum, false)  \
   X(eq, false) X(ne, false) X(lt, false) X(le, false) X(gt, false) X(ge, false)               \
-  X(where, false) X(sum, false) X(max, false) X(argmax, false) X(softmax, false)              \
-  X(log_softmax, false) X(matmul, false) X(concat, true) X(gather, true) X(scatter_add, true) \
+  X(where, false) X(sum, true) X(max, true) X(argmax, true) X(softmax, true)                  \
+  X(log_softmax, true) X(matmul, false) X(concat, true) X(gather, true) X(scatter_add, true) \
   X(index_select, true) X(index_add, true)                                                    \
   /* vision (ops/conv2d, batch_norm, pool, interpolate, channel_gate, ila, losses) */            \
   X(conv2d, false) X(batch_norm, false) X(max_pool2d, false) X(avg_pool2d, false)              \

@@ -16,6 +16,7 @@
 
 #include "ops/threads.h"
 #include "ops/op_list.h"
+#include "tests/cuda_compare.h"
 #include "tests/test_util.h"
 
 using namespace mila;
@@ -438,4 +439,279 @@ TEST_CASE("reductions have a CUDA slot that answers clearly") {
     if (!supports(op, Device::cuda()))
       test::check_throws_with([&] { check_supported(op, Device::cuda()); }, {op_name(op), "CUDA"});
   }
+}
+
+// ---------------------------------------------------------------- cuda
+//
+// The CUDA kernels (ops/cuda/reduce.cu) against the CPU ones, through test::compare_devices
+// (forward, and the gradient under the same upstream gradient). Tolerances:
+//   sum    Both devices add in double and round once to the output type, in different orders
+//          (the CPU row-major, the GPU a fixed tree: Note [deterministic reductions]). Each
+//          double sum is within n * 2^-53 * sum|x| of the exact sum (the bound of recursive
+//          summation, n the elements per output; a tree's is smaller), so the outputs differ by
+//          at most 2 n * 2^-53 * sum|x| (atol, with sum|x| <= n max|x|) plus one rounding to
+//          the output type (rtol: one float32 ulp, 2^-23; float64 has no second rounding, 2^-52
+//          keeps the form). The gradient is dout expanded and copied: exact, well inside.
+//   max    A selection: values and indices exact (atol = rtol = 0), ties and NaN included.
+//   int64  Exact.
+
+namespace {
+
+test::DeviceTolerance sum_tolerance(DType dtype, int64_t n, double max_abs = 1) {
+  const double count = double(std::max<int64_t>(n, 1));
+  return {.atol = 2 * count * 0x1p-53 * count * max_abs, .rtol = dtype == DType::Float32 ? 0x1p-23 : 0x1p-52};
+}
+constexpr test::DeviceTolerance kExact{.atol = 0, .rtol = 0};
+
+// Every choice of dims of an nd-dim tensor: {} (every dim) and each non-empty subset.
+std::vector<Shape> all_dim_sets(int64_t nd) {
+  std::vector<Shape> sets{{}};
+  for (int64_t mask = 1; mask < (int64_t(1) << nd); ++mask) {
+    Shape dims;
+    for (int64_t d = 0; d < nd; ++d)
+      if (mask >> d & 1) dims.push_back(d);
+    sets.push_back(dims);
+  }
+  return sets;
+}
+
+int64_t count_of(const Shape& shape, const Shape& dims) {
+  if (dims.empty() || shape.empty()) return numel_of(shape);  // every dim; or a 0-d tensor (dim 0 reduces nothing)
+  int64_t n = 1;
+  for (int64_t d : dims) n *= shape[size_t(d < 0 ? d + int64_t(shape.size()) : d)];
+  return n;
+}
+
+// Compares sum(x, dims, keep) on both devices, with sum_tolerance for x's values.
+void compare_sum(const std::string& what, const Tensor& x, const Shape& dims, bool keep) {
+  double max_abs = 0;
+  for (double v : test::values(x)) max_abs = std::max(max_abs, std::abs(v));
+  const std::string name = what + " dims " + shape_str(dims) + (keep ? " keepdim" : "") + " " + dtype_name(x.dtype());
+  test::compare_devices(name, [&](const std::vector<Tensor>& in) { return sum(in[0], dims, keep); }, {x},
+                        is_floating(x.dtype()) ? sum_tolerance(x.dtype(), count_of(x.shape(), dims), max_abs) : kExact);
+}
+
+// max's gradient scatters dout into zeros (ops/reduce.cpp), max()'s selects with where, eq
+// and ne: the gradients are compared where those kernels run on the GPU too, the values always.
+std::vector<size_t> constant_unless(std::initializer_list<Op> needed) {
+  for (Op op : needed)
+    if (!supports(op, test::cuda_device())) return {0};
+  return {};
+}
+
+// Small integers as float values: many ties, so "the first index wins" is exercised.
+Tensor tie_values(const Shape& shape, uint64_t seed) {
+  Generator gen(seed);
+  return randint(0, 4, shape, {DType::Int64}, &gen).to(DType::Float64);
+}
+
+void compare_max(const std::string& what, const Tensor& x, int64_t dim, bool keep) {
+  const std::string name = what + " dim " + std::to_string(dim) + (keep ? " keepdim" : "") + " " + dtype_name(x.dtype());
+  test::compare_devices(name + " values", [&](const std::vector<Tensor>& in) { return max(in[0], dim, keep).values; },
+                        {x}, kExact, constant_unless({Op::scatter_add}));
+  test::compare_devices(name + " indices", [&](const std::vector<Tensor>& in) { return max(in[0], dim, keep).indices; },
+                        {x}, kExact);
+  test::compare_devices(name + " argmax", [&](const std::vector<Tensor>& in) { return argmax(in[0], dim, keep); }, {x},
+                        kExact);
+}
+
+}  // namespace
+
+TEST_CASE("sum: cuda matches cpu over every choice of dims, keepdim, layout and dtype" * doctest::test_suite("cuda")) {
+  // 3-d and 4-d odd shapes; the 4-d one's last dim (33) is longer than a warp, so sums over
+  // it take the block-per-output kernel, the others the thread-per-output one.
+  for (const Shape& shape : {Shape{3, 5, 7}, Shape{2, 3, 5, 33}}) {
+    const Tensor x = draw(shape, -1, 1, 31);
+    for (const Shape& dims : all_dim_sets(int64_t(shape.size()))) {
+      for (bool keep : {false, true}) {
+        for (DType dt : {DType::Float32, DType::Float64}) {
+          for (const auto& entry : layouts(x.to(dt))) compare_sum(entry.first, entry.second, dims, keep);
+        }
+      }
+    }
+  }
+  // Negative and unsorted spellings name the same dims.
+  const Tensor x = draw({3, 5, 7}, -1, 1, 32).to(DType::Float32);
+  for (const Shape& dims : {Shape{-1}, Shape{-1, 0}, Shape{2, 0}, Shape{-3, -2}}) compare_sum("spelling", x, dims, false);
+}
+
+TEST_CASE("sum: cuda matches cpu on edge shapes: size 1, empty, batch 1, expanded, transposed, primes"
+          * doctest::test_suite("cuda")) {
+  const std::vector<std::pair<Shape, std::vector<Shape>>> cases = {
+      {{3, 1, 5}, {{1}, {0, 2}, {}}},         // a size-1 dim, reduced or kept
+      {{1, 5, 7}, {{0}, {1, 2}, {}}},         // batch 1
+      {{1, 1}, {{0}, {1}, {}}},
+      {{3, 0, 5}, {{1}, {0}, {0, 2}, {}}},    // empty: a sum of nothing is 0; nothing to sum into
+      {{3, 1031}, {{1}, {0}}},                // a prime above the block size: one block per row
+      {{1031, 3}, {{0}, {1}}},                // a long column split in slices: two passes
+      {{2, 3, 1, 5, 7}, {{0, 3}, {1, 4}}},
+  };
+  for (const auto& [shape, dim_sets] : cases) {
+    const Tensor x = draw(shape, -1, 1, 33);
+    for (const Shape& dims : dim_sets) {
+      for (bool keep : {false, true}) {
+        compare_sum("edge " + shape_str(shape), x.to(DType::Float32), dims, keep);
+        compare_sum("edge non-contiguous " + shape_str(shape), test::noncontiguous(x), dims, keep);
+      }
+    }
+  }
+  compare_sum("0-d", draw({}), {}, false);
+  compare_sum("0-d dim 0", draw({}), {0}, true);
+  // Stride 0: every element of a kept or reduced dim is the same memory. (The view is made
+  // inside f: compare_devices copies its inputs, and a copy cannot write an expanded view.)
+  const Tensor small = draw({3, 1, 7}, -1, 1, 34);
+  for (const Shape& dims : {Shape{1}, Shape{0, 2}, Shape{}, Shape{2}}) {
+    test::compare_devices("expanded dims " + shape_str(dims),
+                          [&](const std::vector<Tensor>& in) { return sum(in[0].expand({3, 5, 7}), dims); }, {small},
+                          sum_tolerance(DType::Float64, count_of({3, 5, 7}, dims)));
+  }
+  const Tensor m = draw({37, 41}, -1, 1, 35).to(DType::Float32);
+  for (const Shape& dims : {Shape{0}, Shape{1}, Shape{}}) compare_sum("transposed matrix", m.t(), dims, false);
+}
+
+TEST_CASE("sum: cuda full sums take two passes, and give the same bits every run" * doctest::test_suite("cuda")) {
+  // 100003 (prime) elements: more than one block's slice, so block partials go through the
+  // workspace and a second kernel combines them in order.
+  const Tensor v = draw({100003}, -1, 1, 36);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    compare_sum("long vector", v.to(dt), {}, false);
+    compare_sum("long vector non-contiguous", test::noncontiguous(v.to(dt)), {0}, true);
+  }
+  // A long column of few outputs: slices of rows per block, then partials combined in order.
+  const Tensor tall = draw({20011, 3}, -1, 1, 37).to(DType::Float32);
+  compare_sum("tall matrix", tall, {0}, false);
+  compare_sum("tall matrix transposed", tall.t(), {1}, false);
+
+  // Determinism: the same input, summed twice, gives identical bits.
+  const Tensor on_gpu = v.to(DType::Float32).to(test::cuda_device());
+  const Tensor tall_gpu = tall.to(test::cuda_device());
+  auto results = [&] {
+    return std::vector<std::vector<double>>{test::values(sum(on_gpu).to(Device::cpu())),
+                                            test::values(sum(tall_gpu, {0}).to(Device::cpu())),
+                                            test::values(sum(on_gpu.narrow(0, 0, 100000).reshape({4, 25000}), {1}).to(Device::cpu()))};
+  };
+  const auto first = results(), second = results();
+  for (size_t i = 0; i < first.size(); ++i) {
+    INFO("result " << i);
+    CHECK(first[i] == second[i]);  // bitwise: float -> double is exact
+  }
+}
+
+TEST_CASE("sum: cuda float32 accumulates in double, integers exactly" * doctest::test_suite("cuda")) {
+  const Device gpu = test::cuda_device();
+  // In float, 1e8 + 1 rounds back to 1e8 and the sum would be 0 (ops/reduce.h's contract).
+  CHECK(sum(tensor({1e8, 1, -1e8}, {DType::Float32}).to(gpu)).item<double>() == 1.0);
+  const int64_t big = (int64_t(1) << 60) + 1;  // not representable in float64
+  const Tensor i = from_vector(std::vector<int64_t>{big, 1, -3, 5, 7, 11}, {2, 3});
+  for (const Shape& dims : {Shape{}, Shape{0}, Shape{1}}) compare_sum("int64", i, dims, false);
+  Generator gen(38);
+  const Tensor labels = randint(-1000, 1000, {33, 65}, {DType::Int64}, &gen);
+  for (const Shape& dims : {Shape{}, Shape{0}, Shape{1}}) compare_sum("int64 labels", labels, dims, true);
+  // uint8 masks sum in int64 without wrapping (converted on the device).
+  const Tensor mask = full({1000}, 255, {DType::UInt8});
+  CHECK(sum(mask.to(gpu)).dtype() == DType::Int64);
+  CHECK(sum(mask.to(gpu)).item<int64_t>() == 255000);
+  compare_sum("uint8", test::noncontiguous(mask).reshape({10, 100}), {1}, false);
+}
+
+TEST_CASE("mean and var: cuda matches cpu through their composites" * doctest::test_suite("cuda")) {
+  // mean = sum / n and var = sum((x - mean)^2) / (n - unbiased) run sub, mul and div too.
+  for (Op op : {Op::sub, Op::mul, Op::div}) {
+    if (!supports(op, test::cuda_device())) {
+      MESSAGE("SKIPPED mean and var on the GPU: " << std::string(op_name(op)) << " has no CUDA kernel in this build yet");
+      return;
+    }
+  }
+  // float64: the sum's bound above, with a division (and for var a few products) on top.
+  // float32: the sum's bound plus the float32 roundings of the centered values and their
+  // squares, a few ulps of values of size 1.
+  const Tensor x = draw({3, 5, 7}, -1, 1, 39);
+  for (const Shape& dims : all_dim_sets(3)) {
+    for (bool keep : {false, true}) {
+      for (DType dt : {DType::Float32, DType::Float64}) {
+        const std::string what = "dims " + shape_str(dims) + (keep ? " keepdim " : " ") + dtype_name(dt);
+        const test::DeviceTolerance tol = dt == DType::Float32 ? test::DeviceTolerance{.atol = 1e-6, .rtol = 1e-6}
+                                                               : test::DeviceTolerance{.atol = 1e-14, .rtol = 1e-13};
+        const Tensor xl = test::noncontiguous(x.to(dt));
+        test::compare_devices("mean " + what, [&](const std::vector<Tensor>& in) { return mean(in[0], dims, keep); },
+                              {xl}, tol);
+        for (bool unbiased : {true, false})
+          test::compare_devices("var " + what, [&](const std::vector<Tensor>& in) { return var(in[0], dims, unbiased, keep); },
+                                {xl}, tol);
+      }
+    }
+  }
+}
+
+TEST_CASE("max and argmax: cuda matches cpu: every dim, keepdim, layouts, dtypes, ties" * doctest::test_suite("cuda")) {
+  for (const Shape& shape : {Shape{3, 5, 7}, Shape{2, 3, 5, 33}}) {
+    const Tensor x = tie_values(shape, 40);
+    for (int64_t dim = -1; dim < int64_t(shape.size()); ++dim) {
+      for (bool keep : {false, true}) {
+        for (DType dt : {DType::Float32, DType::Float64, DType::Int64}) {
+          for (const auto& entry : layouts(x.to(dt))) compare_max(entry.first, entry.second, dim, keep);
+        }
+      }
+    }
+  }
+  // Ties across the threads of a block (rows), across slices (two passes), and along long
+  // columns (one thread per output, slices combined in order).
+  compare_max("prime rows", tie_values({3, 1031}, 41), 1, false);
+  compare_max("prime columns", tie_values({1031, 3}, 42).to(DType::Float32), 0, true);
+  compare_max("long vector", tie_values({100003}, 43).to(DType::Float32), 0, false);
+  // Unique values too, where the winner is not simply the first element of its value.
+  compare_max("distinct", draw({5, 77}, -1, 1, 44).to(DType::Float32), 1, false);
+  // Size-1 dims, batch 1, 0-d, expanded.
+  compare_max("size-1 dim", draw({4, 1, 3}, -1, 1, 45), 1, true);
+  compare_max("batch 1", tie_values({1, 9, 4}, 46), 0, false);
+  compare_max("batch 1 row", tie_values({1, 9, 4}, 46), 1, false);
+  compare_max("0-d", draw({}), 0, false);
+  test::compare_devices("max expanded", [](const std::vector<Tensor>& in) { return max(in[0].expand({3, 6, 40}), 1).values; },
+                        {draw({3, 1, 40}, -1, 1, 47)}, kExact, constant_unless({Op::scatter_add}));
+  test::compare_devices("argmax expanded", [](const std::vector<Tensor>& in) { return argmax(in[0].expand({3, 40, 6}), 2); },
+                        {draw({3, 40, 1}, -1, 1, 47)}, kExact);
+  compare_max("empty kept dim", zeros({0, 5}), 1, false);
+}
+
+TEST_CASE("max and argmax: cuda picks the first NaN, then the first maximum, like the cpu" * doctest::test_suite("cuda")) {
+  constexpr double kNaNv = std::numeric_limits<double>::quiet_NaN();
+  constexpr double kInfv = std::numeric_limits<double>::infinity();
+  for (const Shape& shape : {Shape{3, 1031}, Shape{3, 17}}) {
+    Tensor x = tie_values(shape, 48);
+    const int64_t len = shape[1];
+    test::set_at(x, len - 3, kNaNv);               // row 0: two NaNs, in different threads' shares
+    test::set_at(x, len / 2, kNaNv);
+    test::set_at(x, len + 5, kNaNv);               // row 1: one NaN
+    for (int64_t j = 0; j < len; ++j) test::set_at(x, 2 * len + j, -1e30);  // row 2: all equal
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      compare_max("NaN rows " + shape_str(shape), x.to(dt), 1, false);
+      compare_max("NaN columns " + shape_str(shape), x.t().to(dt), 0, false);  // the same lines, strided
+    }
+  }
+  // A line of only -inf: the first index (checked directly: check_close's |a - e| is NaN for
+  // two infinities).
+  for (int64_t len : {17, 1031}) {
+    const ValuesIndices m = max(full({2, len}, -kInfv, {DType::Float32}).to(test::cuda_device()), 1);
+    CHECK(test::values(m.values.to(Device::cpu())) == std::vector<double>{-kInfv, -kInfv});
+    CHECK(test::values(m.indices.to(Device::cpu())) == std::vector<double>{0, 0});
+  }
+}
+
+TEST_CASE("max and argmax over all elements: cuda matches cpu" * doctest::test_suite("cuda")) {
+  const std::vector<size_t> constant = constant_unless({Op::where, Op::eq, Op::ne, Op::mul, Op::div});
+  for (const Tensor& x : {tie_values({3, 5, 7}, 49), draw({3, 5, 7}, -1, 1, 50), tie_values({100003}, 51)}) {
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const Tensor xl = test::noncontiguous(x.to(dt));
+      test::compare_devices("max() " + shape_str(x.shape()), [](const std::vector<Tensor>& in) { return max(in[0]); },
+                            {xl}, kExact, constant);
+      test::compare_devices("argmax() " + shape_str(x.shape()),
+                            [](const std::vector<Tensor>& in) { return argmax(in[0]); }, {xl}, kExact);
+      test::compare_devices("argmax() transposed " + shape_str(x.shape()),
+                            [](const std::vector<Tensor>& in) { return argmax(in[0]); }, {transposed_layout(x.to(dt))},
+                            kExact);
+    }
+  }
+  const Device gpu = test::cuda_device();
+  test::check_throws_with([&] { (void)max(zeros({2, 0}).to(gpu), 1); }, {"max", "[2, 0]"});
+  test::check_throws_with([&] { (void)argmax(zeros({0}).to(gpu)); }, {"argmax", "[0]"});
 }

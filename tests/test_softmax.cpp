@@ -10,6 +10,7 @@
 
 #include "ops/threads.h"
 #include "ops/op_list.h"
+#include "tests/cuda_compare.h"
 #include "tests/test_util.h"
 
 using namespace mila;
@@ -233,5 +234,156 @@ TEST_CASE("softmax has a CUDA slot that answers clearly") {
     CHECK(supports(op, Device::cpu()));
     if (!supports(op, Device::cuda()))
       test::check_throws_with([&] { check_supported(op, Device::cuda()); }, {op_name(op), "CUDA"});
+  }
+}
+
+// ---------------------------------------------------------------- cuda
+//
+// The CUDA kernels (ops/cuda/softmax.cu) against the CPU ones, through test::compare_devices.
+// Both do the same arithmetic (shift by the line's maximum, exponentials in the input's type,
+// their total in double), so they differ by the exponential function (CUDA's expf is within
+// 2 ulp, glibc's within 1; exp within 1 ulp on both) and the order of the double sums only.
+// Tolerances, forward then gradient, with |upstream| <= 1 and lines of up to 1031 elements:
+//   softmax float32      e * (1 / total): a few ulps of each factor: rtol 1e-6 (8 ulp); atol
+//                        1e-30 for outputs below float32's normal range (1.2e-38), which lose
+//                        relative precision.
+//   log_softmax float32  (x - m) - log(total): log(total) is off by the total's few ulps plus
+//                        its own rounding, absolute: atol 2e-6 (a few ulp of log 1031 ~ 7),
+//                        then one rounding of the result (rtol 2^-22).
+//   softmax backward     y * (g - sum g y): y's relative error and sum g y's absolute one
+//                        (<= rtol * sum |g| y <= 1e-6): atol 3e-6, rtol 1e-6.
+//   log_softmax backward g - exp(y) * sum g: exp(y)'s relative error (y's absolute error
+//                        above, plus expf's) times |sum g| (~ sqrt(1031) for random g):
+//                        atol 1e-5, rtol 1e-6.
+//   float64              the same reasoning with 2^-52: rtol 1e-14, atol 1e-13.
+
+namespace {
+
+test::DeviceTolerance forward_tolerance(DType dt, bool log) {
+  if (dt == DType::Float64) return {.atol = 1e-13, .rtol = 1e-14};
+  return log ? test::DeviceTolerance{.atol = 2e-6, .rtol = 0x1p-22} : test::DeviceTolerance{.atol = 1e-30, .rtol = 1e-6};
+}
+test::DeviceTolerance backward_tolerance(DType dt, bool log) {
+  if (dt == DType::Float64) return {.atol = 1e-13, .rtol = 1e-14};
+  return log ? test::DeviceTolerance{.atol = 1e-5, .rtol = 1e-6} : test::DeviceTolerance{.atol = 3e-6, .rtol = 1e-6};
+}
+
+// Compares op(x, dim) on both devices: the forward alone at its tolerance, then forward and
+// gradient at the gradient's.
+void compare_softmax(const std::string& what, const Tensor& x, int64_t dim) {
+  for (bool log : {false, true}) {
+    const SoftmaxFn op = log ? log_softmax : softmax;
+    const std::string name = std::string(log ? "log_softmax " : "softmax ") + what + " " + shape_str(x.shape()) +
+                             " dim " + std::to_string(dim) + " " + dtype_name(x.dtype());
+    const auto f = [&](const std::vector<Tensor>& in) { return op(in[0], dim); };
+    test::compare_devices(name + " forward", f, {x}, forward_tolerance(x.dtype(), log), {0});
+    test::compare_devices(name, f, {x}, backward_tolerance(x.dtype(), log));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("softmax: cuda matches cpu over every dim, layout and dtype" * doctest::test_suite("cuda")) {
+  // The 4-d shape's last dim (33) is longer than a warp: a block per line there, a thread
+  // per line for the other dims.
+  for (const Shape& shape : {Shape{3, 5, 7}, Shape{2, 3, 5, 33}}) {
+    const Tensor x = draw(shape, -3, 3, 60);
+    for (int64_t dim = -1; dim < int64_t(shape.size()); ++dim) {
+      for (DType dt : {DType::Float32, DType::Float64}) {
+        compare_softmax("contiguous", x.to(dt), dim);
+        compare_softmax("non-contiguous", test::noncontiguous(x.to(dt)), dim);
+        compare_softmax("transposed layout", transposed_layout(x.to(dt)), dim);
+      }
+    }
+  }
+}
+
+TEST_CASE("softmax: cuda matches cpu on long and length-1 lines, batch 1, large logits, -inf"
+          * doctest::test_suite("cuda")) {
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    // 1031 (prime) classes: a block of 128 threads per line, or a thread per strided line.
+    compare_softmax("long rows", draw({3, 1031}, -5, 5, 61).to(dt), 1);
+    compare_softmax("long columns", draw({1031, 3}, -5, 5, 62).to(dt), 0);
+    compare_softmax("long middle dim", draw({2, 1031, 3}, -5, 5, 63).to(dt), 1);
+    compare_softmax("one long line", draw({1031}, -5, 5, 64).to(dt), 0);
+    // Lines of one element: softmax 1, log_softmax 0, gradient 0.
+    compare_softmax("length-1 lines", draw({4, 1, 3}, -3, 3, 65).to(dt), 1);
+    compare_softmax("length-1 rows", draw({5, 1}, -3, 3, 66).to(dt), 1);
+    compare_softmax("0-d", draw({}, -3, 3, 67).to(dt), 0);
+    compare_softmax("batch 1", draw({1, 7, 5}, -3, 3, 68).to(dt), 0);
+    compare_softmax("batch 1", draw({1, 7, 5}, -3, 3, 68).to(dt), 2);
+    // Logits of size 1e4: exp(x) overflows float32 at 89; the shift by the maximum keeps
+    // every exponential in (0, 1].
+    compare_softmax("large logits", draw({5, 77}, -1e4, 1e4, 69).to(dt), 1);
+    compare_softmax("large logits", draw({5, 77}, -1e4, 1e4, 69).to(dt), 0);
+    compare_softmax("large close logits", add(draw({5, 77}, -3, 3, 70), 1e4).to(dt), 1);
+    compare_softmax("empty lines", zeros({3, 0}, {dt}), 1);
+    compare_softmax("no lines", zeros({0, 5}, {dt}), 1);
+  }
+  // -inf logits (probability 0), a line of only -inf (nan, as PyTorch), a NaN (its line nan).
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  Tensor special = draw({4, 40}, -3, 3, 71);
+  for (int64_t j = 0; j < 40; j += 3) test::set_at(special, j, -kInf);
+  for (int64_t j = 0; j < 40; ++j) test::set_at(special, 40 + j, -kInf);
+  test::set_at(special, 2 * 40 + 17, kNaN);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (int64_t dim : {0, 1}) {
+      const Tensor x = (dim == 1 ? special : special.t().contiguous()).to(dt);
+      const std::string what = "-inf and NaN lines dim " + std::to_string(dim) + " " + dtype_name(dt);
+      const auto f = [&](const std::vector<Tensor>& in) { return softmax(in[0], dim); };
+      test::compare_devices("softmax " + what, f, {x}, backward_tolerance(dt, false));
+      // log_softmax(-inf) = -inf, which check_close cannot compare (|a - e| is NaN for two
+      // infinities): the same -inf positions, then the rest at the tolerances above.
+      Tensor on_cpu = x.detach().requires_grad_(), on_gpu = x.to(test::cuda_device()).requires_grad_();
+      const Tensor yc = log_softmax(on_cpu, dim), yg = log_softmax(on_gpu, dim);
+      const Tensor yg_back = yg.to(Device::cpu());
+      const Tensor yc_inf = eq(yc.detach(), -kInf), yg_inf = eq(yg_back, -kInf);
+      CHECK(test::values(yg_inf) == test::values(yc_inf));
+      check_close(where(yg_inf, zeros_like(yg_back), yg_back), where(yc_inf, zeros_like(yc.detach()), yc.detach()),
+                  forward_tolerance(dt, true).atol, forward_tolerance(dt, true).rtol, "log_softmax " + what);
+      const Tensor upstream = draw(x.shape(), -1, 1, 75).to(dt);
+      yc.backward(upstream);
+      yg.backward(upstream.to(test::cuda_device()));
+      check_close(on_gpu.grad().to(Device::cpu()), on_cpu.grad(), backward_tolerance(dt, true).atol,
+                  backward_tolerance(dt, true).rtol, "log_softmax gradient " + what);
+    }
+  }
+}
+
+TEST_CASE("softmax: cuda backward takes strided and expanded upstream gradients" * doctest::test_suite("cuda")) {
+  const Tensor x = draw({6, 45}, -3, 3, 72).to(DType::Float32);
+  for (bool log : {false, true}) {
+    const SoftmaxFn op = log ? log_softmax : softmax;
+    const test::DeviceTolerance tol = backward_tolerance(DType::Float32, log);
+    // The transpose's backward hands the kernel a transposed dout.
+    test::compare_devices("transposed dout", [&](const std::vector<Tensor>& in) { return op(in[0], 1).t(); }, {x}, tol);
+    // sum's backward hands it a dout expanded along the line (stride 0).
+    test::compare_devices("expanded dout", [&](const std::vector<Tensor>& in) { return sum(op(in[0], 1), {1}); }, {x},
+                          tol);
+    test::compare_devices("expanded dout, dim 0", [&](const std::vector<Tensor>& in) { return sum(op(in[0], 0), {0}); },
+                          {x}, tol);
+  }
+}
+
+TEST_CASE("softmax: cuda gives the same bits every run" * doctest::test_suite("cuda")) {
+  const Tensor x = draw({7, 1031}, -5, 5, 73).to(DType::Float32).to(test::cuda_device());
+  const Tensor upstream = draw({7, 1031}, -1, 1, 74).to(DType::Float32).to(test::cuda_device());
+  auto run = [&] {
+    std::vector<std::vector<double>> results;
+    for (SoftmaxFn op : {softmax, log_softmax}) {
+      for (int64_t dim : {0, 1}) {
+        Tensor leaf = x.detach().requires_grad_();
+        const Tensor y = op(leaf, dim);
+        y.backward(upstream);
+        results.push_back(test::values(y.to(Device::cpu())));
+        results.push_back(test::values(leaf.grad().to(Device::cpu())));
+      }
+    }
+    return results;
+  };
+  const auto first = run(), second = run();
+  for (size_t i = 0; i < first.size(); ++i) {
+    INFO("result " << i);
+    CHECK(first[i] == second[i]);  // bitwise: float -> double is exact
   }
 }

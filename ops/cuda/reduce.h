@@ -1,5 +1,5 @@
-// CUDA kernels of the reductions (ops/reduce.h): declared with ops/cpu/reduce.h's contract,
-// not written yet (the CUDA columns of ops/op_list.h say so).
+// CUDA kernels of the reductions (ops/reduce.h), with ops/cpu/reduce.h's contract; in
+// ops/cuda/reduce.cu (Note [deterministic reductions]).
 #pragma once
 
 #include "tensor/tensor.h"

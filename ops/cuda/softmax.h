@@ -1,6 +1,6 @@
 // CUDA kernels of softmax / log_softmax (ops/softmax.h), in ops/cuda/softmax.cu. The same
 // contract as ops/cpu/softmax.h; `log` picks log_softmax. They run the op whose CUDA column
-// in ops/op_list.h is true (neither yet) and throw throw_unsupported's error otherwise.
+// in ops/op_list.h is true and throw throw_unsupported's error otherwise.
 #pragma once
 
 #include "tensor/tensor.h"
