@@ -42,7 +42,9 @@ sanitize=${GPU_CHECK_SANITIZE:-test_op_list test_matmul test_reduce}
 deps=$PWD/.gpu-deps
 build="build-gpu"
 out=${OUT:-$build/logs}
-mkdir -p "$out"
+runs_dir=$build/gpu_check_runs  # each run's own output, gathered into one log per stage
+rm -rf "$runs_dir"
+mkdir -p "$out" "$runs_dir"
 summary=$out/summary.txt
 : > "$summary"
 
@@ -236,15 +238,14 @@ else
   for b in "${benches[@]}"; do
     if [ ! -x "$build/$b" ]; then bench_status=FAIL; bench_why+=" $b not built;"; continue; fi
     run_boxed "$(box 90)" "$build/$b" --benchmark_min_time=0.2 --benchmark_counters_tabular=true \
-      > "$out/$b.txt" 2>&1
+      > "$runs_dir/$b.txt" 2>&1
     rc=$?
-    tee -a "$out/bench.log" < "$out/$b.txt"
+    tee -a "$out/bench.log" < "$runs_dir/$b.txt"
     # A benchmark that skips (SkipWithError) says ERROR OCCURRED: on a GPU none should.
     if timed_out $rc; then
       [ $bench_status = FAIL ] || bench_status=INCOMPLETE; bench_why+=" $b cut short;"
     elif [ $rc -ne 0 ]; then bench_status=FAIL; bench_why+=" $b exit $rc;"
-    elif grep -q "ERROR OCCURRED" "$out/$b.txt"; then bench_status=FAIL; bench_why+=" $b: ERROR OCCURRED;"; fi
-    rm -f "$out/$b.txt"
+    elif grep -q "ERROR OCCURRED" "$runs_dir/$b.txt"; then bench_status=FAIL; bench_why+=" $b: ERROR OCCURRED;"; fi
   done
   record bench "$bench_status" "${benches[*]}${bench_why:+ -}${bench_why} (bench.log)"
 fi
@@ -275,8 +276,8 @@ else
       (
         run_boxed "$sanitizer_box" env OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE "$sanitizer" --tool "$tool" \
           --error-exitcode 86 --report-api-errors no --print-limit 20 "$build/$t" --test-suite=cuda \
-          > "$out/$t.$tool.txt" 2>&1
-        echo $? > "$out/$t.$tool.rc"
+          > "$runs_dir/$t.$tool.txt" 2>&1
+        echo $? > "$runs_dir/$t.$tool.rc"
       ) &
       pids+=($!)
       runs+=("$t.$tool")
@@ -286,9 +287,9 @@ else
   sanitizer_status=PASS
   : > "$out/sanitizer.log"
   for r in "${runs[@]}"; do
-    rc=$(cat "$out/$r.rc")
+    rc=$(cat "$runs_dir/$r.rc")
     # The reports printed before a run was cut short still count.
-    found=$(grep -cE '^========= (Invalid|Misaligned|Error:|Program hit|Out-of-range)' "$out/$r.txt")
+    found=$(grep -cE '^========= (Invalid|Misaligned|Error:|Program hit|Out-of-range)' "$runs_dir/$r.txt")
     case $rc in
       0) verdict=PASS ;;
       124 | 137) if [ "$found" -gt 0 ]; then verdict="FAIL (cut short, $found reports)"; else verdict=INCOMPLETE; fi ;;
@@ -296,10 +297,9 @@ else
       77) verdict="FAIL (no device seen)" ;;
       *) verdict="FAIL (exit $rc)" ;;
     esac
-    summary_line=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|\[doctest\] test cases:" "$out/$r.txt" | tr '\n' ' ')
+    summary_line=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|\[doctest\] test cases:" "$runs_dir/$r.txt" | tr '\n' ' ')
     say "$r: $verdict ${summary_line}"
-    { echo "===== $r: $verdict"; cat "$out/$r.txt"; echo; } >> "$out/sanitizer.log"
-    rm -f "$out/$r.txt" "$out/$r.rc"
+    { echo "===== $r: $verdict"; cat "$runs_dir/$r.txt"; echo; } >> "$out/sanitizer.log"
     case $verdict in
       FAIL*) sanitizer_status=FAIL ;;
       INCOMPLETE) [ $sanitizer_status = FAIL ] || sanitizer_status=INCOMPLETE ;;
