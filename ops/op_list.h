@@ -38,7 +38,7 @@ namespace mila {
   X(sub, true) X(mul, true) X(div, true) X(pow, true) X(maximum, true) X(minimum, true)        \
   X(eq, true) X(ne, true) X(lt, true) X(le, true) X(gt, true) X(ge, true)                     \
   X(where, true) X(sum, true) X(max, true) X(argmax, true) X(softmax, true)                   \
-  X(log_softmax, true) X(matmul, true)  X(concat, true) X(gather, true) X(scatter_add, true) \
+  X(log_softmax, true) X(matmul, true) X(concat, true) X(gather, true) X(scatter_add, true) \
   X(index_select, true) X(index_add, true)                                                    \
   /* vision (ops/conv2d, batch_norm, pool, interpolate, channel_gate, ila, losses) */            \
   X(conv2d, false) X(batch_norm, false) X(max_pool2d, false) X(avg_pool2d, false)              \
