@@ -224,6 +224,9 @@ TEST_CASE("emulator: cp.async copies 16 bytes into shared memory") {
   MILA_LAUNCH(cp_async_kernel, dim3(1), dim3(16), 0, out.data(), in.data());
   const std::vector<float> got = out.host();
   for (int i = 0; i < 64; ++i) CHECK(got[size_t(i)] == float(63 - i));
+  // One float off: a GPU faults (misaligned address), and so does the emulator.
+  test::check_throws_with([&] { MILA_LAUNCH(cp_async_kernel, dim3(1), dim3(16), 0, out.data(), in.data() + 1); },
+                          {"cp_async_kernel", "cp_async_16: misaligned address"});
 }
 
 TEST_CASE("emulator: a barrier in divergent code, a throwing kernel and a bad launch are reported") {

@@ -87,7 +87,7 @@ using emulator::mma_m16n8k8_tf32;
 using emulator::cp_async_16;
 using emulator::cp_async_commit;
 using emulator::cp_async_wait;
-#else
+#elif defined(__CUDACC__)  // device code: a host-only .cpp may include this header for the types above
 // fp32 -> tf32 (10-bit mantissa, round to nearest, ties away from zero), as the bits of a float.
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;

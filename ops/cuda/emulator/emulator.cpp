@@ -393,6 +393,11 @@ void mma_m16n8k8_tf32(float c[4], const uint32_t a[4], const uint32_t b[2]) {
 }
 
 void cp_async_16(SharedSpan<float> dst, const float* src) {
+  // The GPU faults on a misaligned cp.async of 16 bytes: so does the emulator.
+  if (reinterpret_cast<uintptr_t>(dst.raw()) % 16 || reinterpret_cast<uintptr_t>(src) % 16)
+    throw std::runtime_error("cp_async_16: misaligned address (shared " + std::to_string(reinterpret_cast<uintptr_t>(dst.raw())) +
+                             ", global " + std::to_string(reinterpret_cast<uintptr_t>(src)) +
+                             "): both must be 16-byte aligned (cudaErrorMisalignedAddress on a GPU)");
   record_shared(dst.raw(), 16, true);
   std::memcpy(dst.raw(), src, 16);
 }
