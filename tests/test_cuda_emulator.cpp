@@ -123,6 +123,17 @@ __global__ void cp_async_kernel(float* out, const float* in) {
   for (int k = 0; k < 4; ++k) out[4 * tid + k] = tile[63 - (4 * tid + k)];
 }
 
+// Four 8x8 matrices of 16-bit values m * 64 + row * 8 + col, loaded by ldmatrix_x4.
+__global__ void ldmatrix_kernel(uint32_t* out) {
+  __shared__ SharedArray<uint16_t, 4 * 64> tiles;  // 16-byte aligned, as ldmatrix needs
+  const int lane = int(threadIdx.x);
+  for (int i = lane; i < 4 * 64; i += 32) tiles[i] = uint16_t(i);
+  __syncthreads();
+  uint32_t r[4];
+  ldmatrix_x4(r, tiles.span() + (lane / 8) * 64 + (lane % 8) * 8);  // row lane % 8 of matrix lane / 8
+  for (int j = 0; j < 4; ++j) out[lane * 4 + j] = r[j];
+}
+
 template <typename T>
 DeviceBuffer<T> upload(const std::vector<T>& v) {
   DeviceBuffer<T> b(int64_t(v.size()));
@@ -227,6 +238,17 @@ TEST_CASE("emulator: cp.async copies 16 bytes into shared memory") {
   // One float off: a GPU faults (misaligned address), and so does the emulator.
   test::check_throws_with([&] { MILA_LAUNCH(cp_async_kernel, dim3(1), dim3(16), 0, out.data(), in.data() + 1); },
                           {"cp_async_kernel", "cp_async_16: misaligned address"});
+}
+
+TEST_CASE("emulator: ldmatrix.x4 hands each lane the elements of the PTX layout") {
+  DeviceBuffer<uint32_t> out(32 * 4);
+  MILA_LAUNCH(ldmatrix_kernel, dim3(1), dim3(32), 0, out.data());
+  const std::vector<uint32_t> r = out.host();
+  for (int lane = 0; lane < 32; ++lane)
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t first = uint32_t(j * 64 + (lane / 4) * 8 + 2 * (lane % 4));  // row lane / 4, column 2 (lane % 4)
+      CHECK(r[size_t(lane * 4 + j)] == (first | (first + 1) << 16));
+    }
 }
 
 TEST_CASE("emulator: a barrier in divergent code, a throwing kernel and a bad launch are reported") {

@@ -56,7 +56,7 @@ struct SharedSpan {
 // A statically sized shared array: declare it `__shared__ SharedArray<T, N> name;`.
 template <typename T, int N>
 struct SharedArray {
-  T data[N];
+  alignas(16) T data[N];  // 16-byte aligned: vector loads, cp.async and ldmatrix need it
   __device__ __forceinline__ T& operator[](int64_t i) { return data[i]; }
   __device__ __forceinline__ SharedSpan<T> span() { return {data}; }
 };
@@ -81,7 +81,14 @@ __device__ __forceinline__ SharedSpan<T> dynamic_shared() {
 //   c[2] = C[group + 8][2 quad] c[3] = C[group + 8][2 quad + 1]
 // The emulator gathers the fragments of the 32 lanes and multiplies exactly this layout,
 // so a kernel that gets the layout wrong fails its test under emulation too.
+//
+// ldmatrix.sync.m8n8.x4.b16 loads four 8x8 matrices of 16-bit elements from shared memory for
+// the 16-bit mma shapes: lane l names row l % 8 of matrix l / 8 (a 16-byte aligned address),
+// and register j of lane l receives row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 of matrix
+// j (the lower column in the low half). The project's kernels are float32 (TF32 mma reads its
+// fragments straight from shared memory); ldmatrix_x4 is here, and emulated, for 16-bit ones.
 #if defined(MILA_CUDA_EMULATE)
+using emulator::ldmatrix_x4;
 using emulator::to_tf32;
 using emulator::mma_m16n8k8_tf32;
 using emulator::cp_async_16;
@@ -104,6 +111,17 @@ __device__ __forceinline__ void mma_m16n8k8_tf32(float c[4], const uint32_t a[4]
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #else
   __trap();  // the TF32 path is only selected on sm_80 and newer (ops/cuda/matmul.cu)
+#endif
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], SharedSpan<uint16_t> row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row.raw()));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+#else
+  __trap();
 #endif
 }
 

@@ -80,7 +80,7 @@ struct WarpSlots {
   unsigned char slot[2][32][kSlotBytes];  // double-buffered by collective parity
 };
 
-// The race check's record of one 4-byte word of shared memory in the current barrier interval.
+// The race check's record of one byte of shared memory in the current barrier interval.
 struct Access {
   uint64_t interval = ~uint64_t(0);
   int writer = -1;        // the thread that wrote it, or -1
@@ -292,17 +292,17 @@ const unsigned char* warp_exchange(const void* mine, size_t bytes) {
 void record_shared(const void* address, size_t bytes, bool write) {
   Thread& t = current();
   LaunchState& L = *g_launch;
-  const uintptr_t first = reinterpret_cast<uintptr_t>(address) >> 2,
-                  last = (reinterpret_cast<uintptr_t>(address) + bytes - 1) >> 2;
-  for (uintptr_t word = first; word <= last; ++word) {
-    Access& a = L.shadow[word];
+  // Byte by byte: two threads writing the two halves of one 32-bit word do not race.
+  const uintptr_t first = reinterpret_cast<uintptr_t>(address), last = first + bytes - 1;
+  for (uintptr_t byte = first; byte <= last; ++byte) {
+    Access& a = L.shadow[byte];
     if (a.interval != L.interval) a = Access{L.interval};
     const int me = t.linear;
     auto race = [&](int other, const char* other_did, const char* i_did) {
       std::ostringstream s;
       s << "CUDA emulator: race on shared memory in " << where(L) << ": "
         << (other >= 0 ? thread_name(L, other) : std::string("another thread")) << " " << other_did << " address "
-        << reinterpret_cast<const void*>(word << 2) << " and " << thread_name(L, me) << " " << i_did
+        << reinterpret_cast<const void*>(byte) << " and " << thread_name(L, me) << " " << i_did
         << " it with no __syncthreads between them (barrier interval " << L.interval << ")";
       throw std::runtime_error(s.str());
     };
@@ -389,6 +389,22 @@ void mma_m16n8k8_tf32(float c[4], const uint32_t a[4], const uint32_t b[2]) {
     float acc = c[i];
     for (int k = 0; k < 8; ++k) acc += A[row][k] * B[k][col];  // products are exact in fp32
     c[i] = acc;
+  }
+}
+
+void ldmatrix_x4(uint32_t r[4], SharedSpan<uint16_t> row) {
+  if (reinterpret_cast<uintptr_t>(row.raw()) % 16)
+    throw std::runtime_error("ldmatrix_x4: a row address that is not 16-byte aligned (" +
+                             std::to_string(reinterpret_cast<uintptr_t>(row.raw())) + ")");
+  const uint16_t* mine = row.raw();
+  const unsigned char* all = warp_exchange(&mine, sizeof mine);
+  const int lane = lane_id();
+  for (int j = 0; j < 4; ++j) {
+    const uint16_t* src;
+    std::memcpy(&src, all + size_t(8 * j + lane / 4) * kSlotBytes, sizeof src);
+    const uint16_t* pair = src + 2 * (lane % 4);
+    record_shared(pair, 4, false);
+    r[j] = uint32_t(pair[0]) | uint32_t(pair[1]) << 16;
   }
 }
 

@@ -16,7 +16,7 @@
 //   - device memory is host memory (cudaMalloc is an aligned allocation), behind the same
 //     allocator, context and copy API as on a GPU;
 //   - the race check: every shared-memory access goes through SharedArray / SharedSpan and
-//     is recorded with the barrier interval it happened in; a thread touching a word that
+//     is recorded with the barrier interval it happened in; a thread touching a byte that
 //     another thread wrote in the same interval (or writing one another thread read) throws,
 //     naming the kernel, the block, the two threads and the interval, as compute-sanitizer's
 //     racecheck reports a hazard on a GPU.
@@ -41,7 +41,7 @@
 #define __forceinline__ inline
 #define __noinline__
 #define __launch_bounds__(...)
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static thread_local
 #define __constant__ static
 
@@ -122,7 +122,7 @@ struct SharedSpan {
 
 template <typename T, int N>
 struct SharedArray {
-  T data[N];
+  alignas(16) T data[N];  // as on the GPU (ops/cuda/device.h)
   SharedRef<T> operator[](int64_t i) { return SharedRef<T>(data + i); }
   SharedSpan<T> span() { return {data}; }
 };
@@ -140,6 +140,7 @@ inline uint32_t to_tf32(float x) {
   return (u + 0x1000u) & 0xffffe000u;  // add half of the last kept bit, drop 13: ties away from zero
 }
 void mma_m16n8k8_tf32(float c[4], const uint32_t a[4], const uint32_t b[2]);
+void ldmatrix_x4(uint32_t r[4], SharedSpan<uint16_t> row);
 void cp_async_16(SharedSpan<float> dst, const float* src);
 inline void cp_async_commit() {}
 template <int Pending>
