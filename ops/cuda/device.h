@@ -20,7 +20,7 @@
 //                    [deterministic reductions] in ops/cuda/reduce.cu)
 //   math             the C names (expf, logf, tanhf, sqrtf, fmaxf, fminf, fabsf, powf,
 //                    rsqrtf, ...), __float_as_uint, __uint_as_float, __ldg
-//   tensor cores     to_tf32, mma_m16n8k8_tf32, cp_async_16, cp_async_commit, cp_async_wait
+//   tensor cores     to_tf32, mma_m16n8k8_tf32, ldmatrix_x4, cp_async_16, cp_async_commit, cp_async_wait
 //                    (below; the emulator implements them lane by lane)
 //
 // and every launch goes through MILA_LAUNCH (ops/cuda/launch.h), never <<<...>>>.
