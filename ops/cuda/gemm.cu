@@ -267,60 +267,48 @@ constexpr int kTcATile = kTcBlockM * kTcAStride, kTcBTile = kTcBlockK * kTcBStri
 constexpr size_t kTcSharedBytes = 2 * (kTcATile + kTcBTile) * sizeof(float);  // 37 KB: below the 48 KB default
 static_assert((kTcBlockM / kTcWarpM) * (kTcBlockN / kTcWarpN) * kWarpSize == kTcThreads, "one warp per warp tile");
 
-// The k-tile at (m0, k0) of A into tile[m][k]: 16-byte copies of 4 k-consecutive floats
-// where A is row-major and aligned, element by element elsewhere (zeros outside A).
-template <bool kTransposed>
-__device__ __forceinline__ void load_a_tile_tf32(SharedSpan<float> tile, const float* a, int64_t lda, int64_t m0,
-                                                 int64_t m, int64_t k0, int64_t k, bool aligned) {
+// One k-tile of an operand into shared memory as tile[r][c] (row stride kStride), for
+// r < kRows, c < kCols, the operand's element (r0 + r, c0 + c), zeros outside its rows x cols:
+// A's tile is [m][k] (r = m, c = k), B's is [k][n] (r = k, c = n).
+//   stored row-major (element (r, c) at src[r * ld + c]): 16-byte cp.async copies of four
+//     c-consecutive floats where aligned and inside, element by element elsewhere;
+//   transposed (element (r, c) at src[c * ld + r]): one float per thread, consecutive
+//     threads along r, so that the global reads coalesce.
+template <bool kTransposed, int kRows, int kCols, int kStride>
+__device__ __forceinline__ void load_tile_tf32(SharedSpan<float> tile, const float* src, int64_t ld, int64_t r0,
+                                               int64_t rows, int64_t c0, int64_t cols, bool aligned) {
   if constexpr (!kTransposed) {
-    constexpr int kChunksPerRow = kTcBlockK / 4;
-    for (int r = 0; r < kTcBlockM * kChunksPerRow / kTcThreads; ++r) {
-      const int chunk = int(threadIdx.x) + r * kTcThreads;
-      const int row = chunk / kChunksPerRow, kc = chunk % kChunksPerRow * 4;
-      const int64_t gi = m0 + row, gk = k0 + kc;
-      const SharedSpan<float> dst = tile + row * kTcAStride + kc;
-      if (aligned && gi < m && gk + 4 <= k) {
-        cp_async_16(dst, a + gi * lda + gk);
+    constexpr int kChunksPerRow = kCols / 4;
+    for (int i = 0; i < kRows * kChunksPerRow / kTcThreads; ++i) {
+      const int chunk = int(threadIdx.x) + i * kTcThreads;
+      const int r = chunk / kChunksPerRow, c = chunk % kChunksPerRow * 4;
+      const int64_t gr = r0 + r, gc = c0 + c;
+      const SharedSpan<float> dst = tile + r * kStride + c;
+      if (aligned && gr < rows && gc + 4 <= cols) {
+        cp_async_16(dst, src + gr * ld + gc);
       } else {
-        for (int q = 0; q < 4; ++q) dst[q] = gi < m && gk + q < k ? a[gi * lda + gk + q] : 0.f;
+        for (int q = 0; q < 4; ++q) dst[q] = gr < rows && gc + q < cols ? src[gr * ld + gc + q] : 0.f;
       }
     }
-  } else {  // A(i, p) = a[p * lda + i]: consecutive threads along i
-    for (int r = 0; r < kTcBlockM * kTcBlockK / kTcThreads; ++r) {
-      const int e = int(threadIdx.x) + r * kTcThreads;
-      const int row = e % kTcBlockM, kk = e / kTcBlockM;
-      const int64_t gi = m0 + row, gk = k0 + kk;
-      tile[row * kTcAStride + kk] = gi < m && gk < k ? a[gk * lda + gi] : 0.f;
+  } else {
+    for (int i = 0; i < kRows * kCols / kTcThreads; ++i) {
+      const int e = int(threadIdx.x) + i * kTcThreads;
+      const int r = e % kRows, c = e / kRows;
+      const int64_t gr = r0 + r, gc = c0 + c;
+      tile[r * kStride + c] = gr < rows && gc < cols ? src[gc * ld + gr] : 0.f;
     }
   }
 }
 
-// The k-tile at (k0, n0) of B into tile[k][n]: 16-byte copies of 4 n-consecutive floats
-// where B is row-major and aligned, element by element elsewhere.
+template <bool kTransposed>
+__device__ __forceinline__ void load_a_tile_tf32(SharedSpan<float> tile, const float* a, int64_t lda, int64_t m0,
+                                                 int64_t m, int64_t k0, int64_t k, bool aligned) {
+  load_tile_tf32<kTransposed, kTcBlockM, kTcBlockK, kTcAStride>(tile, a, lda, m0, m, k0, k, aligned);
+}
 template <bool kTransposed>
 __device__ __forceinline__ void load_b_tile_tf32(SharedSpan<float> tile, const float* b, int64_t ldb, int64_t n0,
                                                  int64_t n, int64_t k0, int64_t k, bool aligned) {
-  if constexpr (!kTransposed) {
-    constexpr int kChunksPerRow = kTcBlockN / 4;
-    for (int r = 0; r < kTcBlockK * kChunksPerRow / kTcThreads; ++r) {
-      const int chunk = int(threadIdx.x) + r * kTcThreads;
-      const int kk = chunk / kChunksPerRow, nc = chunk % kChunksPerRow * 4;
-      const int64_t gk = k0 + kk, gj = n0 + nc;
-      const SharedSpan<float> dst = tile + kk * kTcBStride + nc;
-      if (aligned && gk < k && gj + 4 <= n) {
-        cp_async_16(dst, b + gk * ldb + gj);
-      } else {
-        for (int q = 0; q < 4; ++q) dst[q] = gk < k && gj + q < n ? b[gk * ldb + gj + q] : 0.f;
-      }
-    }
-  } else {  // B(p, j) = b[j * ldb + p]: consecutive threads along p
-    for (int r = 0; r < kTcBlockK * kTcBlockN / kTcThreads; ++r) {
-      const int e = int(threadIdx.x) + r * kTcThreads;
-      const int kk = e % kTcBlockK, col = e / kTcBlockK;
-      const int64_t gk = k0 + kk, gj = n0 + col;
-      tile[kk * kTcBStride + col] = gk < k && gj < n ? b[gj * ldb + gk] : 0.f;
-    }
-  }
+  load_tile_tf32<kTransposed, kTcBlockK, kTcBlockN, kTcBStride>(tile, b, ldb, k0, k, n0, n, aligned);
 }
 
 // grid (m tiles, n tiles, batch items), 256 threads.

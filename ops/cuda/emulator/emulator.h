@@ -158,45 +158,45 @@ inline void __syncthreads() { mila::cuda::emulator::syncthreads(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { mila::cuda::emulator::syncwarp(); }
 
 // ---- warp shuffles and votes: all 32 lanes take part ----------------------------------------
+namespace mila::cuda::emulator {
+// A shuffle: the value `v` that lane source(lane) of the running thread's warp passed.
+template <typename T, typename Source>
+T shuffle(T v, Source source) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 64);
+  const int lane = lane_id();
+  const unsigned char* all = warp_exchange(&v, sizeof(T));
+  T r;
+  std::memcpy(&r, all + source(lane) * 64, sizeof(T));
+  return r;
+}
+}  // namespace mila::cuda::emulator
+
+// With width < 32 the warp splits into segments of `width` lanes; a source outside the
+// lane's own segment gives the lane its own value (CUDA's rule).
 template <typename T>
 T __shfl_sync(unsigned, T v, int src, int width = 32) {
-  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 64);
-  const int lane = mila::cuda::emulator::lane_id();
-  const unsigned char* all = mila::cuda::emulator::warp_exchange(&v, sizeof(T));
-  const int from = (lane & ~(width - 1)) + (src & (width - 1));
-  T r;
-  std::memcpy(&r, all + from * 64, sizeof(T));
-  return r;
+  return mila::cuda::emulator::shuffle(v, [&](int lane) { return (lane & ~(width - 1)) + (src & (width - 1)); });
 }
 template <typename T>
 T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
-  const int lane = mila::cuda::emulator::lane_id();
-  const unsigned char* all = mila::cuda::emulator::warp_exchange(&v, sizeof(T));
-  int from = lane ^ lane_mask;
-  if (from >= (lane & ~(width - 1)) + width) from = lane;
-  T r;
-  std::memcpy(&r, all + from * 64, sizeof(T));
-  return r;
+  return mila::cuda::emulator::shuffle(v, [&](int lane) {
+    const int from = lane ^ lane_mask;
+    return from >= (lane & ~(width - 1)) + width ? lane : from;
+  });
 }
 template <typename T>
 T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
-  const int lane = mila::cuda::emulator::lane_id();
-  const unsigned char* all = mila::cuda::emulator::warp_exchange(&v, sizeof(T));
-  int from = lane + int(delta);
-  if (from >= (lane & ~(width - 1)) + width) from = lane;
-  T r;
-  std::memcpy(&r, all + from * 64, sizeof(T));
-  return r;
+  return mila::cuda::emulator::shuffle(v, [&](int lane) {
+    const int from = lane + int(delta);
+    return from >= (lane & ~(width - 1)) + width ? lane : from;
+  });
 }
 template <typename T>
 T __shfl_up_sync(unsigned, T v, unsigned delta, int width = 32) {
-  const int lane = mila::cuda::emulator::lane_id();
-  const unsigned char* all = mila::cuda::emulator::warp_exchange(&v, sizeof(T));
-  int from = lane - int(delta);
-  if (from < (lane & ~(width - 1))) from = lane;
-  T r;
-  std::memcpy(&r, all + from * 64, sizeof(T));
-  return r;
+  return mila::cuda::emulator::shuffle(v, [&](int lane) {
+    const int from = lane - int(delta);
+    return from < (lane & ~(width - 1)) ? lane : from;
+  });
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate) {
   const int p = predicate != 0;
